@@ -120,13 +120,22 @@ public sealed class SftExampleBuilder
 
     private (SftExample Example, bool Truncated) BuildConversation(IReadOnlyList<ChatMessage> conversation)
     {
-        CheckShape(conversation);
+        ArgumentNullException.ThrowIfNull(conversation);
+        if (conversation.Count == 0)
+            throw new ArgumentException("The conversation is empty; it needs at least one assistant message to train on.", nameof(conversation));
+        var rendered = Template.Render(conversation);   // checks every message
+        if (!conversation.Any(m => m.Role == ChatRole.Assistant))
+            throw new ArgumentException("The conversation has no assistant message, so nothing would be trained.", nameof(conversation));
+        if (conversation[^1].Role != ChatRole.Assistant)
+            throw new ArgumentException(
+                $"The conversation ends with a {conversation[^1].Role.ToString().ToLowerInvariant()} message; a training conversation must end with the assistant's answer.", nameof(conversation));
+
         bool hasSystem = conversation[0].Role == ChatRole.System;
         var exchangeStarts = ExchangeStarts(conversation, hasSystem ? 1 : 0);
         for (int dropped = 0; ; dropped++)
         {
-            var kept = dropped == 0 ? conversation : Keep(conversation, hasSystem, exchangeStarts[dropped]);
-            var rendered = Template.Render(kept);
+            if (dropped > 0)
+                rendered = Template.Render(Keep(conversation, hasSystem, exchangeStarts[dropped]));
             var tokens = TokenizedText.Encode(Tokenizer, rendered.Text);
             if (tokens.Count <= Options.MaxLength)
                 return (Label(rendered, tokens, tokens.Count), dropped > 0);
@@ -142,25 +151,6 @@ public sealed class SftExampleBuilder
                         $"Even the last exchange{(hasSystem ? " with the system message" : "")} has {tokens.Count} tokens, more than MaxLength = {Options.MaxLength}; no whole turns are left to drop.");
             }
         }
-    }
-
-    private static void CheckShape(IReadOnlyList<ChatMessage> conversation)
-    {
-        ArgumentNullException.ThrowIfNull(conversation);
-        if (conversation.Count == 0)
-            throw new ArgumentException("The conversation is empty; it needs at least one assistant message to train on.", nameof(conversation));
-        for (int i = 0; i < conversation.Count; i++)
-        {
-            if (conversation[i] is null)
-                throw new ArgumentException($"Message {i} is null.", nameof(conversation));
-            if (!Enum.IsDefined(conversation[i].Role))
-                throw new ArgumentException($"Message {i} has the unknown role {(int)conversation[i].Role}; expected System, User or Assistant.", nameof(conversation));
-        }
-        if (!conversation.Any(m => m.Role == ChatRole.Assistant))
-            throw new ArgumentException("The conversation has no assistant message, so nothing would be trained.", nameof(conversation));
-        if (conversation[^1].Role != ChatRole.Assistant)
-            throw new ArgumentException(
-                $"The conversation ends with a {conversation[^1].Role.ToString().ToLowerInvariant()} message; a training conversation must end with the assistant's answer.", nameof(conversation));
     }
 
     /// <summary>
