@@ -46,6 +46,23 @@ public class TorchParityTests
         AssertParity(logits, target, options);
     }
 
+    [Theory]
+    [InlineData(0.1, 3)]
+    [InlineData(0.3, 10)]
+    [InlineData(0.5, 2)]
+    public void OtherClassesMatchesTorchWithTheConvertedEpsilon(double epsilon, long classes)
+    {
+        using var scope = NewDisposeScope();
+        var logits = Logits([4, 5, classes], ScalarType.Float64, seed: 4);
+        var target = Targets([4, 5], classes, seed: 5, ignoreFraction: 0.2);
+        using var module = new TokenCrossEntropy(new CrossEntropyOptions { LabelSmoothing = epsilon, Smoothing = SmoothingKind.OtherClasses });
+
+        var ours = module.forward(logits, target);
+
+        var theirs = F.cross_entropy(logits.detach().movedim(new long[] { -1 }, new long[] { 1 }), target, label_smoothing: epsilon * classes / (classes - 1));
+        AssertClose(theirs, ours, 1e-12);
+    }
+
     [Fact]
     public void MatchesTorchOnRandomShapes()
     {
