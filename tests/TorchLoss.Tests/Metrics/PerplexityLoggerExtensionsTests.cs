@@ -21,7 +21,7 @@ public class PerplexityLoggerExtensionsTests
         Assert.Equal(4.0, (double)entry.Fields["Perplexity"]!, 12);
         Assert.Equal(2.0, (double)entry.Fields["BitsPerToken"]!, 12);
         Assert.Contains("Step 42", entry.Message);
-        Assert.Contains("perplexity 4.000", entry.Message);
+        Assert.Equal("Step 42: 8 tokens, loss 1.3863 nats/token, perplexity 4.000, 2.0000 bits/token, 0 skipped batches", entry.Message);
     }
 
     [Fact]
