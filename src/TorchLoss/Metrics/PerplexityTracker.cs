@@ -273,12 +273,14 @@ public sealed partial class PerplexityTracker : IDisposable
     /// Replaces the totals with <paramref name="snapshot"/>'s, e.g. when resuming from a checkpoint; later updates
     /// continue its step numbering. The window starts empty.
     /// </summary>
-    /// <exception cref="ArgumentException">The snapshot holds negative counts or a negative or non-finite NLL sum.</exception>
+    /// <exception cref="ArgumentException">The snapshot's totals are impossible: negative counts, a negative or non-finite NLL sum, NLL without tokens, or totals without updates.</exception>
     public void Restore(PerplexitySnapshot snapshot)
     {
         ArgumentNullException.ThrowIfNull(snapshot);
         if (snapshot.Updates < 0 || snapshot.Tokens < 0 || snapshot.SkippedBatches < 0 || snapshot.Utf8Bytes < 0 || snapshot.Words < 0
-            || snapshot.SkippedBatches > snapshot.Updates || !double.IsFinite(snapshot.NllSum) || snapshot.NllSum < 0)
+            || snapshot.SkippedBatches > snapshot.Updates || !double.IsFinite(snapshot.NllSum) || snapshot.NllSum < 0
+            || (snapshot.Tokens == 0 && snapshot.NllSum != 0)
+            || (snapshot.Updates == 0 && (snapshot.Tokens != 0 || snapshot.Utf8Bytes is not null || snapshot.Words is not null)))
             throw new ArgumentException($"The snapshot is not a valid set of totals: {snapshot}.", nameof(snapshot));
         ThrowIfDisposed();
         FlushSkipWarnings();

@@ -151,6 +151,27 @@ public class PerplexityTrackerTests
     }
 
     [Fact]
+    public void SkipRecordsSurviveManyUpdatesWithoutAnyRead()
+    {
+        var logger = new RecordingLogger();
+        using var tracker = new PerplexityTracker(logger, windowSize: 3);
+        using var loss = new TokenCrossEntropy();
+        for (int step = 1; step <= 700; step++)   // more than the initial device-side record capacity
+        {
+            using var scope = NewDisposeScope();
+            var logits = zeros(2, 2, ScalarType.Float64);
+            if (step is 5 or 550) logits[0, 0] = tensor(double.PositiveInfinity);
+            using var result = loss.Compute(logits, zeros(2, ScalarType.Int64));
+            tracker.Update(result);
+        }
+
+        Assert.Equal(2, tracker.SkippedBatches);
+        Assert.Equal(2 * 698, tracker.Tokens);
+        Assert.Contains("skipped 2 update(s)", Assert.Single(logger.Entries).Message);
+        Assert.Contains("step(s) 5, 550;", logger.Entries[0].Message);
+    }
+
+    [Fact]
     public void NonFiniteHostBatchIsSkippedAndLoggedAtOnce()
     {
         var logger = new RecordingLogger();
@@ -254,6 +275,9 @@ public class PerplexityTrackerTests
         Assert.Throws<ArgumentException>(() => tracker.Restore(new PerplexitySnapshot(1, -1, 0, 0)));
         Assert.Throws<ArgumentException>(() => tracker.Restore(new PerplexitySnapshot(1, 1, double.NaN, 0)));
         Assert.Throws<ArgumentException>(() => tracker.Restore(new PerplexitySnapshot(1, 1, 1, 2)));
+        Assert.Throws<ArgumentException>(() => tracker.Restore(new PerplexitySnapshot(1, 0, 2.5, 0)));
+        Assert.Throws<ArgumentException>(() => tracker.Restore(new PerplexitySnapshot(0, 3, 2.5, 0)));
+        Assert.Throws<ArgumentException>(() => tracker.Restore(new PerplexitySnapshot(2, 3, 2.5, 0, Utf8Bytes: -1)));
     }
 
     [Fact]
