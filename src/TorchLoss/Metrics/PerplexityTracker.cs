@@ -21,7 +21,7 @@ namespace TorchLoss.Metrics;
 /// NLL nor its tokens or text counts); it is counted in <see cref="SkippedBatches"/>. For tensor updates the check
 /// happens on the device: the tracker records the update numbers of skipped updates there and logs one warning
 /// naming them the next time values are read (or when the tracker is reset, restored, disposed, or merged into
-/// another tracker); if nothing is ever read, that is the only delay, never a lost warning. The host overload <see cref="Update(double, long, long?, long?)"/> warns at once. The
+/// another tracker), so a tracker that is disposed without ever being read still logs them. The host overload <see cref="Update(double, long, long?, long?)"/> warns at once. The
 /// "step" in a warning is the update's 1-based number in this tracker (<see cref="Updates"/> after that update),
 /// which is the training step when you update once per step.
 /// </para>
