@@ -45,15 +45,15 @@ public sealed record ChatSftOptions
     /// <summary>A run small enough for a test: seconds, not minutes.</summary>
     public static ChatSftOptions Quick { get; } = new()
     {
-        TrainConversations = 400,
-        TestConversations = 24,
-        Steps = 40,
+        TrainConversations = 200,
+        TestConversations = 16,
+        Steps = 30,
         BatchSize = 8,
         ContextLength = 128,
         Layers = 1,
         Heads = 2,
         Dim = 32,
-        LogInterval = 20,
+        LogInterval = 10,
         SamplesToShow = 2,
     };
 

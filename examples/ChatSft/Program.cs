@@ -18,10 +18,12 @@ for (int i = 0; i < args.Length; i++)
     if (args[i] is "--steps" or "--seed") i++;
 }
 
-using var loggerFactory = ExampleLogging.CreateFactory();
-var logger = loggerFactory.CreateLogger("ChatSft");
-logger.LogInformation("options: {Options}", options);
-var runs = new ChatSftExperiment(options, logger).Run();
-loggerFactory.Dispose();
+IReadOnlyList<RunResult> runs;
+using (var loggerFactory = ExampleLogging.CreateFactory())   // disposed before the table, so the log is flushed first
+{
+    var logger = loggerFactory.CreateLogger("ChatSft");
+    logger.LogInformation("options: {Options}", options);
+    runs = new ChatSftExperiment(options, logger).Run();
+}
 Console.WriteLine();
 Console.WriteLine(SummaryTable.Format(runs));

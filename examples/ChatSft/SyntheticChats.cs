@@ -6,7 +6,7 @@ namespace ChatSft;
 /// <summary>
 /// A deterministic synthetic chat data set: users ask small questions with exactly one correct answer (the
 /// opposite of a word, the sum of two digits, the letter after a letter, the first letter of a random word),
-/// wrapped in chatter the model cannot predict (random names, greetings and sign-offs). The assistant
+/// preceded by chatter the model cannot predict (random names and greetings). The assistant
 /// answers with the result and nothing else.
 /// </summary>
 public static class SyntheticChats
@@ -25,7 +25,6 @@ public static class SyntheticChats
     ];
 
     private static readonly string[] Greetings = ["hi", "hey", "yo", "hello", "ok", "so", "hm"];
-    private static readonly string[] SignOffs = ["", "", " thx", " ty", " please", " quick", "!"];
 
     /// <summary>Makes <paramref name="count"/> conversations of 1 to <paramref name="maxExchanges"/> exchanges from <paramref name="seed"/>.</summary>
     public static List<ChatMessage[]> Generate(int count, ulong seed, int maxExchanges)
@@ -77,17 +76,19 @@ public static class SyntheticChats
         }
     }
 
-    /// <summary>Wraps a request in unpredictable chatter, so most user characters are noise.</summary>
+    /// <summary>
+    /// Puts unpredictable chatter before the request, so most user characters are noise while the request
+    /// itself stays right before the assistant's turn, where a tiny model can find it.
+    /// </summary>
     private static string Chatter(SplitMix64 random, string request)
     {
         var greeting = Greetings[random.NextInt64(Greetings.Length)];
         var name = Word(random, 3, 5);
-        var signOff = SignOffs[random.NextInt64(SignOffs.Length)];
         return random.NextInt64(3) switch
         {
-            0 => $"{greeting}, {name} here. {request}{signOff}",
-            1 => $"{request}{signOff}, from {name}",
-            _ => $"{greeting} {name}: {request}{signOff}",
+            0 => $"{greeting}, {name} here. {request}",
+            1 => $"{greeting} {name}: {request}",
+            _ => $"{name} {Word(random, 2, 4)}, {request}",
         };
     }
 

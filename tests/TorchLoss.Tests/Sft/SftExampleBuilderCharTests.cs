@@ -60,6 +60,16 @@ public class SftExampleBuilderCharTests
     }
 
     [Fact]
+    public void SingleTurnChatMLHandCheckedLabels()
+    {
+        var example = Builder(Chars, ChatTemplate.ChatML).Build([U("hello"), A("hi")]);
+        // <|im_start|>=0 user \n hello <|im_end|>=1 \n <|im_start|> assistant \n h i <|im_end|> \n: 28 tokens, 'h' at 24.
+        long[] expected = [.. Enumerable.Repeat(-100L, 24), 58, 59, 1, -100];
+        Assert.Equal(expected, example.Labels);
+        Assert.Equal(0, example.InputIds[13]);
+    }
+
+    [Fact]
     public void BeginningOfSequenceIsNeverTrained()
     {
         var template = ChatTemplate.ChatML with { BeginningOfSequence = "<|im_start|>" };

@@ -66,6 +66,9 @@ public class SftExampleBuilderGpt2Tests
             "<|||im|_|start|||>|user|⏎|hello|<|||im|_|end|||>|⏎|<|||im|_|start|||>|ass|istant|⏎|[hi| there|<|||im|_|end|||>]|⏎",
             Show(Gpt2, example, "|"));
         Assert.Equal(["hi there<|im_end|>"], TrainedTexts(Gpt2, example));
+        // hi=5303, ␣there=612, then "<|im_end|>" as < | im _ end | > = 27 91 320 62 437 91 29; the final "\n" (198) is not trained.
+        long[] labels = [.. Enumerable.Repeat(-100L, 28), 5303, 612, 27, 91, 320, 62, 437, 91, 29, -100];
+        Assert.Equal(labels, example.Labels);
         var noEnd = Builder(Gpt2, ChatTemplate.ChatML, new SftOptions { MaxLength = 512, TrainEndOfTurn = false }).Build([U("hello"), A("hi there")]);
         Assert.Equal(["hi there"], TrainedTexts(Gpt2, noEnd));
     }
