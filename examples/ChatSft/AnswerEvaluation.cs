@@ -1,6 +1,6 @@
+using Microsoft.ML.Tokenizers;
 using TinyGpt;
 using TorchLoss.Sft;
-using Microsoft.ML.Tokenizers;
 using static TorchSharp.torch;
 
 namespace ChatSft;
