@@ -98,6 +98,20 @@ public class SequencePackerTests
     }
 
     [Fact]
+    public void BatchesAndMasksLeaveNothingBehind()
+    {
+        var packer = new SequencePacker(8, 0);
+        var rows = packer.Pack(Five);
+        LeakCheck.AssertNoGrowth(() =>
+        {
+            using var scope = NewDisposeScope();
+            var batch = packer.ToBatch(rows);
+            var mask = SequencePacker.BlockDiagonalCausalMask(batch.DocumentIds);
+            Assert.Equal(4, mask.dim());
+        }, 20);
+    }
+
+    [Fact]
     public void BadInputIsRejected()
     {
         var packer = new SequencePacker(4, 0);
