@@ -1,3 +1,4 @@
+using System.Globalization;
 using TorchLoss;
 
 namespace TinyLM;
@@ -114,6 +115,53 @@ public sealed record TinyLmOptions
         Smoothing = Smoothing == "other-classes" ? SmoothingKind.OtherClasses : SmoothingKind.Uniform,
         ZLossWeight = ZLoss,
     };
+
+    /// <summary>Every out-of-range value, each named by its command-line option; empty when all are valid.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var problems = new List<string>();
+        void AtLeast(string name, long value, long minimum)
+        {
+            if (value < minimum)
+                problems.Add($"{name} must be at least {minimum}, got {value}.");
+        }
+        void InRange(string name, double value, double minimum, double maximum, bool includeMinimum = true)
+        {
+            bool ok = (includeMinimum ? value >= minimum : value > minimum) && value < maximum;
+            if (!ok)
+                problems.Add($"{name} must be in {(includeMinimum ? "[" : "(")}{minimum.ToString(CultureInfo.InvariantCulture)}, {(double.IsPositiveInfinity(maximum) ? "∞" : maximum.ToString(CultureInfo.InvariantCulture))}), got {value.ToString(CultureInfo.InvariantCulture)}.");
+        }
+        AtLeast("--layers", Layers, 1);
+        AtLeast("--heads", Heads, 1);
+        AtLeast("--dim", Dim, 1);
+        if (Heads >= 1 && Dim >= 1 && Dim % Heads != 0)
+            problems.Add($"--dim ({Dim}) must be a multiple of --heads ({Heads}).");
+        AtLeast("--context", Context, 2);
+        AtLeast("--batch", Batch, 1);
+        AtLeast("--accumulation", Accumulation, 1);
+        if (Steps is { } steps)
+            AtLeast("--steps", steps, 1);
+        InRange("--lr", LearningRate, 0, double.PositiveInfinity, includeMinimum: false);
+        if (MinLearningRate is { } min && !(min >= 0 && min <= LearningRate))
+            problems.Add($"--min-lr must be in [0, --lr = {LearningRate.ToString(CultureInfo.InvariantCulture)}], got {min.ToString(CultureInfo.InvariantCulture)}.");
+        AtLeast("--warmup", Warmup, 0);
+        InRange("--weight-decay", WeightDecay, 0, double.PositiveInfinity);
+        InRange("--grad-clip", GradClip, 0, double.PositiveInfinity);
+        InRange("--dropout", Dropout, 0, 1);
+        InRange("--label-smoothing", LabelSmoothing, 0, 1);
+        InRange("--z-loss", ZLoss, 0, double.PositiveInfinity);
+        AtLeast("--eval-interval", EvalInterval, 0);
+        AtLeast("--eval-batch", EvalBatch, 1);
+        AtLeast("--log-interval", LogInterval, 1);
+        AtLeast("--checkpoint-interval", CheckpointInterval, 0);
+        if (StopAfter is { } stop)
+            AtLeast("--stop-after", stop, 1);
+        AtLeast("--sample-tokens", SampleTokens, 0);
+        InRange("--temperature", Temperature, 0, double.PositiveInfinity);
+        AtLeast("--top-k", TopK, 0);
+        AtLeast("--threads", Threads, 0);
+        return problems;
+    }
 
     /// <summary>
     /// The options that decide what a run computes, as text stored in checkpoints: a run can only be resumed with the
