@@ -23,10 +23,10 @@ public static class Program
         var heads = IntOption("--heads", "Attention heads per block (must divide --dim).", d.Heads);
         var dim = IntOption("--dim", "Width of the residual stream.", d.Dim);
         var context = IntOption("--context", "Context window in tokens (at least 2).", d.Context);
-        var batch = IntOption("--batch", "Windows per micro-batch.", d.Batch);
+        var batch = new Option<int?>("--batch") { Description = $"Windows per micro-batch. Default: {TinyLmOptions.Embedded.Batch} on the embedded corpus, {TinyLmOptions.File.Batch} on a file." };
         var accumulation = IntOption("--accumulation", "Micro-batches per optimiser step (gradient accumulation, normalised by the step's token count).", d.Accumulation);
-        var steps = new Option<int?>("--steps") { Description = $"Optimiser steps. Default: {TinyLmOptions.DefaultSyntheticSteps} on the embedded corpus, 2000 on a file." };
-        var lr = RealOption("--lr", "Peak learning rate (after warm-up).", d.LearningRate);
+        var steps = new Option<int?>("--steps") { Description = $"Optimiser steps. Default: {TinyLmOptions.Embedded.Steps} on the embedded corpus, {TinyLmOptions.File.Steps} on a file." };
+        var lr = new Option<double?>("--lr") { Description = $"Peak learning rate (after warm-up). Default: {TinyLmOptions.Embedded.LearningRate.ToString(System.Globalization.CultureInfo.InvariantCulture)} on the embedded corpus, {TinyLmOptions.File.LearningRate.ToString(System.Globalization.CultureInfo.InvariantCulture)} on a file." };
         var minLr = new Option<double?>("--min-lr") { Description = "Learning rate at the end of the cosine decay. Default: --lr / 10." };
         var warmup = IntOption("--warmup", "Linear warm-up steps.", d.Warmup);
         var weightDecay = RealOption("--weight-decay", "AdamW weight decay (matrices and embeddings only).", d.WeightDecay);
@@ -37,7 +37,7 @@ public static class Program
         smoothing.AcceptOnlyFromAmong("uniform", "other-classes");
         var zLoss = RealOption("--z-loss", "z-loss weight (PaLM: 1e-4); 0 = off.", d.ZLoss);
         var seed = new Option<int>("--seed") { Description = "Seed of the corpus (embedded), weights, data order, dropout and sampling: equal seeds give equal runs.", DefaultValueFactory = _ => d.Seed };
-        var evalInterval = IntOption("--eval-interval", "Evaluate on the whole validation split every N steps (0 = only at the end).", d.EvalInterval);
+        var evalInterval = new Option<int?>("--eval-interval") { Description = "Evaluate on the whole validation split every N steps (0 = only at the end). Default: a fifth of --steps." };
         var evalBatch = IntOption("--eval-batch", "Windows per validation batch.", d.EvalBatch);
         var logInterval = IntOption("--log-interval", "Log a progress line every N steps.", d.LogInterval);
         var checkpointInterval = IntOption("--checkpoint-interval", "Write a checkpoint every N steps (0 = only when the run stops).", d.CheckpointInterval);
