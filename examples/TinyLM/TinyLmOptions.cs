@@ -40,7 +40,7 @@ public sealed record TinyLmOptions
     public static (int Steps, int Batch, double LearningRate) Embedded => (800, 24, 2e-3);
 
     /// <summary>Defaults on a corpus file: nanoGPT's CPU recipe for tiny Shakespeare (batch 12, 2000 steps).</summary>
-    public static (int Steps, int Batch, double LearningRate) File => (2000, 12, 2e-3);
+    public static (int Steps, int Batch, double LearningRate) File => (2000, 12, 3e-3);
 
     /// <summary>Final learning rate of the cosine decay; null = a tenth of the peak.</summary>
     public double? MinLearningRate { get; init; }

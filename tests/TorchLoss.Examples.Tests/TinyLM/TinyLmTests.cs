@@ -94,6 +94,23 @@ public sealed class TinyLmTests
     }
 
     [Fact]
+    public void Corpus_file_trains_with_characters_or_gpt2_tokens()
+    {
+        using var dir = new TempDirectory();
+        string corpus = dir.File("corpus.txt");
+        File.WriteAllText(corpus, string.Concat(Enumerable.Repeat("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n", 40)));
+        foreach (var tokenizer in new[] { "char", "gpt2" })
+        {
+            string outDir = dir.File(tokenizer);
+            var run = TinyLmProcess.Run([.. Small, "--corpus", corpus, "--tokenizer", tokenizer, "--steps", "3", "--sample-tokens", "5", "--out", outDir]);
+            Assert.True(run.ExitCode == 0, run.Error + run.Output);
+            using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
+            Assert.StartsWith(tokenizer == "gpt2" ? "GPT-2" : "characters", summary.RootElement.GetProperty("tokenizer").GetString());
+            Assert.True(double.IsFinite(summary.RootElement.GetProperty("val_loss").GetDouble()));
+        }
+    }
+
+    [Fact]
     public void Missing_corpus_file_is_a_clear_error()
     {
         using var dir = new TempDirectory();
