@@ -73,7 +73,7 @@ public sealed class GptTrainer : IDisposable
     /// <summary>Tokens trained on so far.</summary>
     public long TrainTokens => TrainTotals.Tokens;
 
-    /// <summary>One row per step done so far (kept across checkpoints).</summary>
+    /// <summary>One row per step done so far, with validation results at evaluation steps (kept across checkpoints).</summary>
     public IReadOnlyList<MetricsRow> History => history;
 
     /// <summary>The latest validation result, if any.</summary>
@@ -112,6 +112,7 @@ public sealed class GptTrainer : IDisposable
             optimizer.zero_grad();
             Step++;
             trainPerplexity.Update(nllSum, normalizer);
+            history.Add(new MetricsRow(Step, lr, nllSum / normalizer, null, TrainingSeconds));
             return new StepResult(Step, lr, lossSum, nllSum, normalizer, gradNorm);
         }
         finally
@@ -195,7 +196,7 @@ public sealed class GptTrainer : IDisposable
                 fit.OnEvaluation?.Invoke(Step, eval);
             }
             TrainingSeconds = secondsAtStart + runWatch.Elapsed.TotalSeconds;
-            history.Add(new MetricsRow(Step, result.LearningRate, result.MeanNll, valLoss, TrainingSeconds));
+            history[^1] = history[^1] with { ValLoss = valLoss, ElapsedSeconds = TrainingSeconds };
 
             if (Step % Options.LogInterval == 0 || last)
             {
