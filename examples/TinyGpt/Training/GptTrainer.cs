@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
-using TorchSharp;
 using TorchLoss.Metrics;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
