@@ -29,8 +29,8 @@ public static class BuiltinComparison
         using var builtinLoss = new BuiltinCrossEntropyLoss(options.LabelSmoothing);
         using var trainer = new GptTrainer(model, trainerOptions);
         using var builtin = new GptTrainer(reference, trainerOptions, builtinLoss);
-        using var batches = new RandomWindowBatches(data.Train, options.Batch, options.Context, (ulong)options.Seed);
-        using var sameBatches = new RandomWindowBatches(data.Train, options.Batch, options.Context, (ulong)options.Seed);
+        using var batches = new RandomWindowBatches(data.Train, options.EffectiveBatch, options.Context, (ulong)options.Seed);
+        using var sameBatches = new RandomWindowBatches(data.Train, options.EffectiveBatch, options.Context, (ulong)options.Seed);
 
         var csv = new StringBuilder("step,loss_torchloss,loss_builtin,abs_delta\n");
         double maxDelta = 0, sumDelta = 0;

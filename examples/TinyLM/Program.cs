@@ -19,40 +19,37 @@ public static class Program
         var corpus = new Option<string?>("--corpus") { Description = "UTF-8 text file to train on (split 90/10 into train/validation). Default: the embedded synthetic corpus with a known entropy rate.", HelpName = "FILE" };
         var tokenizer = new Option<string>("--tokenizer") { Description = "char: one token per character; gpt2: GPT-2 BPE (Microsoft.ML.Tokenizers, offline).", DefaultValueFactory = _ => d.Tokenizer };
         tokenizer.AcceptOnlyFromAmong("char", "gpt2");
-        var layers = Positive("--layers", "Transformer blocks.", d.Layers);
-        var heads = Positive("--heads", "Attention heads per block (must divide --dim).", d.Heads);
-        var dim = Positive("--dim", "Width of the residual stream.", d.Dim);
-        var context = Positive("--context", "Context window in tokens (at least 2).", d.Context, minimum: 2);
-        var batch = Positive("--batch", "Windows per micro-batch.", d.Batch);
-        var accumulation = Positive("--accumulation", "Micro-batches per optimiser step (gradient accumulation, normalised by the step's token count).", d.Accumulation);
-        var steps = new Option<int?>("--steps") { Description = $"Optimiser steps. Default: {TinyLmOptions.DefaultSyntheticSteps} on the embedded corpus, 2000 on a file." };
-        steps.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--steps must be at least 1."); });
-        var lr = Real("--lr", "Peak learning rate (after warm-up).", d.LearningRate, 0, exclusiveMinimum: true);
+        var layers = IntOption("--layers", "Transformer blocks.", d.Layers);
+        var heads = IntOption("--heads", "Attention heads per block (must divide --dim).", d.Heads);
+        var dim = IntOption("--dim", "Width of the residual stream.", d.Dim);
+        var context = IntOption("--context", "Context window in tokens (at least 2).", d.Context);
+        var batch = new Option<int?>("--batch") { Description = $"Windows per micro-batch. Default: {TinyLmOptions.Embedded.Batch} on the embedded corpus, {TinyLmOptions.File.Batch} on a file." };
+        var accumulation = IntOption("--accumulation", "Micro-batches per optimiser step (gradient accumulation, normalised by the step's token count).", d.Accumulation);
+        var steps = new Option<int?>("--steps") { Description = $"Optimiser steps. Default: {TinyLmOptions.Embedded.Steps} on the embedded corpus, {TinyLmOptions.File.Steps} on a file." };
+        var lr = new Option<double?>("--lr") { Description = $"Peak learning rate (after warm-up). Default: {TinyLmOptions.Embedded.LearningRate.ToString(System.Globalization.CultureInfo.InvariantCulture)} on the embedded corpus, {TinyLmOptions.File.LearningRate.ToString(System.Globalization.CultureInfo.InvariantCulture)} on a file." };
         var minLr = new Option<double?>("--min-lr") { Description = "Learning rate at the end of the cosine decay. Default: --lr / 10." };
-        minLr.Validators.Add(r => { if (r.GetValueOrDefault<double?>() is { } v && !(v >= 0)) r.AddError("--min-lr must be ≥ 0."); });
-        var warmup = NonNegative("--warmup", "Linear warm-up steps.", d.Warmup);
-        var weightDecay = Real("--weight-decay", "AdamW weight decay (matrices and embeddings only).", d.WeightDecay, 0);
-        var gradClip = Real("--grad-clip", "Clip the global gradient norm to this value (0 = off).", d.GradClip, 0);
-        var dropout = Real("--dropout", "Dropout probability in [0, 1).", d.Dropout, 0, maximum: 1);
-        var labelSmoothing = Real("--label-smoothing", "Label smoothing ε in [0, 1).", d.LabelSmoothing, 0, maximum: 1);
+        var warmup = IntOption("--warmup", "Linear warm-up steps.", d.Warmup);
+        var weightDecay = RealOption("--weight-decay", "AdamW weight decay (matrices and embeddings only).", d.WeightDecay);
+        var gradClip = RealOption("--grad-clip", "Clip the global gradient norm to this value (0 = off).", d.GradClip);
+        var dropout = RealOption("--dropout", "Dropout probability in [0, 1).", d.Dropout);
+        var labelSmoothing = RealOption("--label-smoothing", "Label smoothing ε in [0, 1).", d.LabelSmoothing);
         var smoothing = new Option<string>("--smoothing") { Description = "Where smoothing mass goes: uniform (PyTorch's convention, over all classes) or other-classes (over the wrong classes only).", DefaultValueFactory = _ => d.Smoothing };
         smoothing.AcceptOnlyFromAmong("uniform", "other-classes");
-        var zLoss = Real("--z-loss", "z-loss weight (PaLM: 1e-4); 0 = off.", d.ZLoss, 0);
+        var zLoss = RealOption("--z-loss", "z-loss weight (PaLM: 1e-4); 0 = off.", d.ZLoss);
         var seed = new Option<int>("--seed") { Description = "Seed of the corpus (embedded), weights, data order, dropout and sampling: equal seeds give equal runs.", DefaultValueFactory = _ => d.Seed };
-        var evalInterval = NonNegative("--eval-interval", "Evaluate on the whole validation split every N steps (0 = only at the end).", d.EvalInterval);
-        var evalBatch = Positive("--eval-batch", "Windows per validation batch.", d.EvalBatch);
-        var logInterval = Positive("--log-interval", "Log a progress line every N steps.", d.LogInterval);
-        var checkpointInterval = NonNegative("--checkpoint-interval", "Write a checkpoint every N steps (0 = only when the run stops).", d.CheckpointInterval);
+        var evalInterval = new Option<int?>("--eval-interval") { Description = "Evaluate on the whole validation split every N steps (0 = only at the end). Default: a fifth of --steps." };
+        var evalBatch = IntOption("--eval-batch", "Windows per validation batch.", d.EvalBatch);
+        var logInterval = IntOption("--log-interval", "Log a progress line every N steps.", d.LogInterval);
+        var checkpointInterval = IntOption("--checkpoint-interval", "Write a checkpoint every N steps (0 = only when the run stops).", d.CheckpointInterval);
         var outDir = new Option<string>("--out") { Description = "Output folder: checkpoint.bin, metrics.csv, loss.png, samples.txt, summary.json.", DefaultValueFactory = _ => d.Out, HelpName = "DIR" };
         var resume = new Option<bool>("--resume") { Description = "Continue the run whose checkpoint is in --out (give the same options)." };
         var stopAfter = new Option<int?>("--stop-after") { Description = "Stop after this step and leave a checkpoint; --resume continues (the schedule still spans --steps)." };
-        stopAfter.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--stop-after must be at least 1."); });
         var compareBuiltin = new Option<bool>("--compare-builtin") { Description = "Train a second copy with TorchSharp's nn.CrossEntropyLoss on pre-shifted labels from the same weights and batches, and report per-step |Δloss| and the final max |Δparameter|." };
         var prompt = new Option<string?>("--prompt") { Description = "Text the samples start from. Default: \"the \" on the embedded corpus, a newline on a file." };
-        var sampleTokens = NonNegative("--sample-tokens", "Tokens to generate after the prompt.", d.SampleTokens);
-        var temperature = Real("--temperature", "Sampling temperature (0 = always the most likely token).", d.Temperature, 0);
-        var topK = NonNegative("--top-k", "Sample among the k most likely tokens (0 = all).", d.TopK);
-        var threads = NonNegative("--threads", "Torch intra-op threads (0 = one per core).", d.Threads);
+        var sampleTokens = IntOption("--sample-tokens", "Tokens to generate after the prompt.", d.SampleTokens);
+        var temperature = RealOption("--temperature", "Sampling temperature (0 = always the most likely token).", d.Temperature);
+        var topK = IntOption("--top-k", "Sample among the k most likely tokens (0 = all).", d.TopK);
+        var threads = IntOption("--threads", "Torch intra-op threads (0 = one per core).", d.Threads);
 
         var root = new RootCommand("TinyLM: train a tiny GPT language model with TorchLoss and watch its loss and perplexity fall.")
         {
@@ -60,14 +57,6 @@ public static class Program
             dropout, labelSmoothing, smoothing, zLoss, seed, evalInterval, evalBatch, logInterval, checkpointInterval, outDir,
             resume, stopAfter, compareBuiltin, prompt, sampleTokens, temperature, topK, threads,
         };
-        root.Validators.Add(r =>
-        {
-            int h = r.GetValue(heads), m = r.GetValue(dim);
-            if (h > 0 && m > 0 && m % h != 0)
-                r.AddError($"--dim ({m}) must be a multiple of --heads ({h}).");
-            if (r.GetValue(minLr) is { } min && min > r.GetValue(lr))
-                r.AddError($"--min-lr ({min}) must not exceed --lr ({r.GetValue(lr)}).");
-        });
         root.SetAction(r =>
         {
             var options = new TinyLmOptions
@@ -82,34 +71,23 @@ public static class Program
                 StopAfter = r.GetValue(stopAfter), CompareBuiltin = r.GetValue(compareBuiltin), Prompt = r.GetValue(prompt),
                 SampleTokens = r.GetValue(sampleTokens), Temperature = r.GetValue(temperature), TopK = r.GetValue(topK), Threads = r.GetValue(threads),
             };
+            var problems = options.Validate();
+            if (problems.Count > 0)
+            {
+                foreach (var problem in problems)
+                    error.WriteLine($"error: {problem}");
+                error.WriteLine("Run with --help to see every option.");
+                return 1;
+            }
             using var loggers = ExampleLogging.CreateFactory();
             return TinyLmApp.Run(options, loggers, output, error);
         });
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
     }
 
-    private static Option<int> Positive(string name, string description, int defaultValue, int minimum = 1)
-    {
-        var option = new Option<int>(name) { Description = description, DefaultValueFactory = _ => defaultValue };
-        option.Validators.Add(r => { if (r.GetValueOrDefault<int>() < minimum) r.AddError($"{name} must be at least {minimum}, got {r.GetValueOrDefault<int>()}."); });
-        return option;
-    }
+    private static Option<int> IntOption(string name, string description, int defaultValue) =>
+        new(name) { Description = description, DefaultValueFactory = _ => defaultValue };
 
-    private static Option<int> NonNegative(string name, string description, int defaultValue) => Positive(name, description, defaultValue, minimum: 0);
-
-    private static Option<double> Real(string name, string description, double defaultValue, double minimum, double maximum = double.PositiveInfinity, bool exclusiveMinimum = false)
-    {
-        var option = new Option<double>(name) { Description = description, DefaultValueFactory = _ => defaultValue };
-        option.Validators.Add(r =>
-        {
-            double v = r.GetValueOrDefault<double>();
-            bool ok = (exclusiveMinimum ? v > minimum : v >= minimum) && v < maximum && !double.IsNaN(v);
-            if (!ok)
-            {
-                string range = $"{(exclusiveMinimum ? "(" : "[")}{minimum}, {(double.IsPositiveInfinity(maximum) ? "∞" : maximum.ToString(System.Globalization.CultureInfo.InvariantCulture))})";
-                r.AddError($"{name} must be in {range}, got {v}.");
-            }
-        });
-        return option;
-    }
+    private static Option<double> RealOption(string name, string description, double defaultValue) =>
+        new(name) { Description = description, DefaultValueFactory = _ => defaultValue };
 }

@@ -38,14 +38,14 @@ public static class TinyLmApp
             var trainerOptions = new TrainerOptions
             {
                 Steps = options.EffectiveSteps,
-                LearningRate = options.LearningRate,
+                LearningRate = options.EffectiveLearningRate,
                 MinLearningRate = options.MinLearningRate,
                 WarmupSteps = Math.Min(options.Warmup, options.EffectiveSteps),
                 WeightDecay = options.WeightDecay,
                 GradClip = options.GradClip,
                 AccumulationSteps = options.Accumulation,
                 Loss = options.LossOptions,
-                EvalInterval = options.EvalInterval,
+                EvalInterval = options.EffectiveEvalInterval,
                 LogInterval = options.LogInterval,
                 CheckpointInterval = options.CheckpointInterval,
             };
@@ -70,7 +70,7 @@ public static class TinyLmApp
                 return BuiltinComparison.Run(options, model, trainerOptions, data, outDir, log, output);
 
             using var trainer = new GptTrainer(model, trainerOptions);
-            using var batches = new RandomWindowBatches(data.Train, options.Batch, options.Context, (ulong)options.Seed);
+            using var batches = new RandomWindowBatches(data.Train, options.EffectiveBatch, options.Context, (ulong)options.Seed);
             string fingerprint = options.Fingerprint();
             if (options.Resume)
             {

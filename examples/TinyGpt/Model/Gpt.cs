@@ -72,10 +72,14 @@ public sealed class Gpt : Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// Continues each row of <paramref name="ids"/> [B, t] by <paramref name="maxNewTokens"/> sampled tokens, feeding
-    /// back at most the last <see cref="GptConfig.ContextLength"/> tokens. Temperature 0 picks the most likely token;
-    /// <paramref name="topK"/> &gt; 0 samples only among the k most likely. Leaves the model in eval mode.
+    /// Continues each row of <paramref name="ids"/> [B, t] by <paramref name="maxNewTokens"/> sampled tokens. Temperature 0
+    /// picks the most likely token; <paramref name="topK"/> &gt; 0 samples only among the k most likely. Leaves the model in eval mode.
     /// </summary>
+    /// <remarks>
+    /// Training on windows of <see cref="GptConfig.ContextLength"/> tokens with unshifted labels teaches positions
+    /// 0 … ContextLength-2 to predict (the last position has no next token), so generation feeds back at most the last
+    /// ContextLength-1 tokens: the last position's output was never trained.
+    /// </remarks>
     public Tensor Generate(Tensor ids, int maxNewTokens, double temperature = 1.0, int topK = 0, Generator? generator = null)
     {
         ArgumentNullException.ThrowIfNull(ids);
@@ -92,7 +96,7 @@ public sealed class Gpt : Module<Tensor, Tensor>
         for (int i = 0; i < maxNewTokens; i++)
         {
             using var stepScope = NewDisposeScope();
-            int start = (int)Math.Max(0, sequence.shape[1] - Config.ContextLength);
+            int start = (int)Math.Max(0, sequence.shape[1] - (Config.ContextLength - 1));
             var logits = forward(sequence[.., start..])[.., -1, ..];
             Tensor next;
             if (temperature == 0)

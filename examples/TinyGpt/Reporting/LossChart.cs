@@ -26,7 +26,7 @@ public static class LossChart
         var ppl = multiplot.GetPlot(1);
 
         loss.Title(title);
-        AddCurves(loss, steps, rows.Select(r => r.TrainLoss).ToArray(), evalSteps, evals.Select(r => r.ValLoss!.Value).ToArray());
+        AddCurves(loss, steps, rows.Select(r => r.TrainLoss).ToArray(), evalSteps, evals.Select(r => r.ValLoss!.Value).ToArray(), floor?.Value);
         if (floor is { } f)
         {
             var line = loss.Add.HorizontalLine(f.Value);
@@ -37,7 +37,7 @@ public static class LossChart
         loss.YLabel("loss (nats/token)");
         loss.ShowLegend(Alignment.UpperRight);
 
-        AddCurves(ppl, steps, rows.Select(r => r.TrainPerplexity).ToArray(), evalSteps, evals.Select(r => r.ValPerplexity!.Value).ToArray());
+        AddCurves(ppl, steps, rows.Select(r => r.TrainPerplexity).ToArray(), evalSteps, evals.Select(r => r.ValPerplexity!.Value).ToArray(), floor is { } e ? Math.Exp(e.Value) : null);
         if (floor is { } g)
         {
             var line = ppl.Add.HorizontalLine(Math.Exp(g.Value));
@@ -52,7 +52,7 @@ public static class LossChart
         multiplot.SavePng(path, 1000, 900);
     }
 
-    private static void AddCurves(Plot plot, double[] steps, double[] train, double[] evalSteps, double[] val)
+    private static void AddCurves(Plot plot, double[] steps, double[] train, double[] evalSteps, double[] val, double? floor)
     {
         var trainLine = plot.Add.ScatterLine(steps, train);
         trainLine.LegendText = "train (per step)";
@@ -67,7 +67,7 @@ public static class LossChart
         }
         // Early steps dwarf the interesting end of the curve; start the y axis near the final values.
         double top = Math.Max(train.Skip(train.Length / 20).DefaultIfEmpty(train[0]).Max(), val.DefaultIfEmpty(0).Max());
-        double bottom = Math.Min(train.Min(), val.DefaultIfEmpty(double.MaxValue).Min());
+        double bottom = Math.Min(Math.Min(train.Min(), val.DefaultIfEmpty(double.MaxValue).Min()), floor ?? double.MaxValue);
         plot.Axes.SetLimitsY(bottom - 0.05 * (top - bottom), top + 0.05 * (top - bottom));
     }
 }

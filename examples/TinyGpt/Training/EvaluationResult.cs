@@ -1,14 +1,24 @@
+using TorchLoss.Metrics;
+
 namespace TinyGpt;
 
-/// <summary>Token-weighted totals of an evaluation pass.</summary>
-/// <param name="NllSum">Σ of the unsmoothed negative log-likelihood over all counted tokens, in nats.</param>
-/// <param name="Tokens">Number of counted tokens.</param>
+/// <summary>An evaluation pass: its token-weighted totals and how long it took.</summary>
+/// <param name="Totals">Σ unsmoothed NLL and Σ tokens over every scored token, from a <see cref="PerplexityTracker"/>.</param>
 /// <param name="Seconds">Wall time of the pass.</param>
-public sealed record EvaluationResult(double NllSum, long Tokens, double Seconds)
+public sealed record EvaluationResult(PerplexitySnapshot Totals, double Seconds)
 {
+    /// <summary>Σ of the unsmoothed negative log-likelihood over all counted tokens, in nats.</summary>
+    public double NllSum => Totals.NllSum;
+
+    /// <summary>Number of counted tokens.</summary>
+    public long Tokens => Totals.Tokens;
+
     /// <summary>Cross-entropy in nats per token.</summary>
-    public double MeanNll => NllSum / Tokens;
+    public double MeanNll => Totals.MeanNll;
 
     /// <summary>exp(mean NLL).</summary>
-    public double Perplexity => Math.Exp(MeanNll);
+    public double Perplexity => Totals.Perplexity;
+
+    /// <summary>Cross-entropy in bits per token.</summary>
+    public double BitsPerToken => Totals.BitsPerToken;
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using TorchLoss.Metrics;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -16,6 +17,7 @@ public sealed class GptTrainer : IDisposable
     private readonly AdamW optimizer;
     private readonly List<MetricsRow> history = [];
     private readonly CausalLMTrainingLoss? ownedLoss;
+    private readonly PerplexityTracker trainPerplexity;
 
     /// <summary>Creates a trainer for <paramref name="model"/>.</summary>
     /// <param name="model">The model; its parameters are updated in place.</param>
@@ -34,6 +36,8 @@ public sealed class GptTrainer : IDisposable
             loss = ownedLoss;
         }
         Loss = loss;
+        // The window is what a progress line reports: the steps since the previous line.
+        trainPerplexity = new PerplexityTracker(windowSize: options.LogInterval);
         // Decay matrices and embeddings only: shrinking biases and LayerNorm gains toward 0 only hurts.
         var decay = model.parameters().Where(p => p.dim() >= 2).ToList();
         var noDecay = model.parameters().Where(p => p.dim() < 2).ToList();
@@ -60,13 +64,16 @@ public sealed class GptTrainer : IDisposable
     /// <summary>Training wall time so far, including earlier runs this one resumed.</summary>
     public double TrainingSeconds { get; private set; }
 
+    /// <summary>Token-weighted training totals since step 0 (unsmoothed NLL, so perplexity is honest under label smoothing); kept in checkpoints.</summary>
+    public PerplexitySnapshot TrainTotals => trainPerplexity.Snapshot();
+
     /// <summary>Σ unsmoothed NLL over every token trained on so far (nats).</summary>
-    public double TrainNllSum { get; private set; }
+    public double TrainNllSum => TrainTotals.NllSum;
 
     /// <summary>Tokens trained on so far.</summary>
-    public long TrainTokens { get; private set; }
+    public long TrainTokens => TrainTotals.Tokens;
 
-    /// <summary>One row per step done so far (kept across checkpoints).</summary>
+    /// <summary>One row per step done so far, with validation results at evaluation steps (kept across checkpoints).</summary>
     public IReadOnlyList<MetricsRow> History => history;
 
     /// <summary>The latest validation result, if any.</summary>
@@ -104,8 +111,8 @@ public sealed class GptTrainer : IDisposable
             optimizer.step();
             optimizer.zero_grad();
             Step++;
-            TrainNllSum += nllSum;
-            TrainTokens += normalizer;
+            trainPerplexity.Update(nllSum, normalizer);
+            history.Add(new MetricsRow(Step, lr, nllSum / normalizer, null, TrainingSeconds));
             return new StepResult(Step, lr, lossSum, nllSum, normalizer, gradNorm);
         }
         finally
@@ -125,8 +132,7 @@ public sealed class GptTrainer : IDisposable
         var watch = Stopwatch.StartNew();
         bool wasTraining = Model.training;
         Model.eval();
-        double nllSum = 0;
-        long tokens = 0;
+        using var totals = new PerplexityTracker();
         try
         {
             using var noGrad = no_grad();
@@ -139,8 +145,7 @@ public sealed class GptTrainer : IDisposable
                         continue;
                     using var scope = NewDisposeScope();
                     var (_, nll) = Loss.Compute(Model, batch, count);
-                    nllSum += nll.item<double>();
-                    tokens += count;
+                    totals.Update(nll.item<double>(), count);
                 }
             }
         }
@@ -148,9 +153,10 @@ public sealed class GptTrainer : IDisposable
         {
             Model.train(wasTraining);
         }
-        if (tokens == 0)
+        var snapshot = totals.Snapshot();
+        if (snapshot.Tokens == 0)
             throw new InvalidOperationException("The validation batches contain no token to score.");
-        return new EvaluationResult(nllSum, tokens, watch.Elapsed.TotalSeconds);
+        return new EvaluationResult(snapshot, watch.Elapsed.TotalSeconds);
     }
 
     /// <summary>
@@ -170,13 +176,11 @@ public sealed class GptTrainer : IDisposable
         var runWatch = Stopwatch.StartNew();
         double secondsAtStart = TrainingSeconds;
         int firstStep = Step;
-        double windowNll = 0;
         long windowTokens = 0;
         var windowWatch = Stopwatch.StartNew();
         while (Step < stopAt)
         {
             var result = TrainStep(source);
-            windowNll += result.NllSum;
             windowTokens += result.Tokens;
             fit.OnStep?.Invoke(result);
 
@@ -192,16 +196,15 @@ public sealed class GptTrainer : IDisposable
                 fit.OnEvaluation?.Invoke(Step, eval);
             }
             TrainingSeconds = secondsAtStart + runWatch.Elapsed.TotalSeconds;
-            history.Add(new MetricsRow(Step, result.LearningRate, result.MeanNll, valLoss, TrainingSeconds));
+            history[^1] = history[^1] with { ValLoss = valLoss, ElapsedSeconds = TrainingSeconds };
 
             if (Step % Options.LogInterval == 0 || last)
             {
                 double seconds = windowWatch.Elapsed.TotalSeconds;
-                double mean = windowNll / windowTokens;
+                var window = trainPerplexity.WindowSnapshot();
                 double perStep = runWatch.Elapsed.TotalSeconds / (Step - firstStep);
                 logger?.LogInformation("step {Step}/{Steps} | loss {Loss:F4} | ppl {Ppl:F3} | lr {Lr:E2} | {TokensPerSecond:N0} tok/s | ETA {Eta}",
-                    Step, Options.Steps, mean, Math.Exp(mean), result.LearningRate, windowTokens / seconds, FormatDuration(perStep * (stopAt - Step)));
-                windowNll = 0;
+                    Step, Options.Steps, window.MeanNll, window.Perplexity, result.LearningRate, windowTokens / seconds, FormatDuration(perStep * (stopAt - Step)));
                 windowTokens = 0;
                 windowWatch.Restart();
             }
@@ -219,8 +222,11 @@ public sealed class GptTrainer : IDisposable
     {
         writer.Write(Step);
         writer.Write(TrainingSeconds);
-        writer.Write(TrainNllSum);
-        writer.Write(TrainTokens);
+        var totals = TrainTotals;
+        writer.Write(totals.Updates);
+        writer.Write(totals.Tokens);
+        writer.Write(totals.NllSum);
+        writer.Write(totals.SkippedBatches);
         writer.Write(history.Count);
         foreach (var row in history)
         {
@@ -239,8 +245,7 @@ public sealed class GptTrainer : IDisposable
     {
         Step = reader.ReadInt32();
         TrainingSeconds = reader.ReadDouble();
-        TrainNllSum = reader.ReadDouble();
-        TrainTokens = reader.ReadInt64();
+        trainPerplexity.Restore(new PerplexitySnapshot(Updates: reader.ReadInt64(), Tokens: reader.ReadInt64(), NllSum: reader.ReadDouble(), SkippedBatches: reader.ReadInt64()));
         int rows = reader.ReadInt32();
         history.Clear();
         for (int i = 0; i < rows; i++)
@@ -270,5 +275,6 @@ public sealed class GptTrainer : IDisposable
     {
         optimizer.Dispose();
         ownedLoss?.Dispose();
+        trainPerplexity.Dispose();
     }
 }

@@ -1,0 +1,121 @@
+using TinyGpt;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchLoss.Examples.Tests.TinyGpt;
+
+/// <summary>The shared trainer: accumulation normalised by the step's token count, and checkpoint round trips.</summary>
+[Collection("TinyLM")]
+public sealed class GptTrainerTests
+{
+    private static readonly GptConfig Config = new(VocabSize: 11, ContextLength: 16, Layers: 2, Heads: 2, Dim: 16);
+
+    [Fact]
+    public void Accumulating_two_half_batches_equals_one_full_batch_even_with_uneven_token_counts()
+    {
+        using var ids = randint(0, Config.VocabSize, [12, 16], generator: new Generator(5));
+        // Rows 0-5 learn few tokens, rows 6-11 many: a per-micro-batch mean would weigh them wrongly.
+        using var labels = ids.clone();
+        labels[TensorIndex.Slice(0, 6), TensorIndex.Slice(3, null)] = tensor(-100L);
+        var options = new TrainerOptions { Steps = 3, WarmupSteps = 0, LearningRate = 1e-2 };
+
+        using var full = NewModel();
+        using var halves = CopyOf(full);
+        using var fullTrainer = new GptTrainer(full, options);
+        using var halvesTrainer = new GptTrainer(halves, options with { AccumulationSteps = 2 });
+        var fullSource = new FixedBatches([(ids, labels)]);
+        var halfSource = new FixedBatches([(ids[..6], labels[..6]), (ids[6..], labels[6..])]);
+        for (int step = 0; step < 3; step++)
+        {
+            var a = fullTrainer.TrainStep(fullSource);
+            var b = halvesTrainer.TrainStep(halfSource);
+            Assert.Equal(a.Tokens, b.Tokens);
+            Assert.Equal(6 * 2 + 6 * 15, a.Tokens);
+            Assert.Equal(a.Loss, b.Loss, 5);
+            Assert.Equal(a.NllSum, b.NllSum, 3);
+        }
+        // Adam divides by √v, so float rounding in near-zero gradients can move a weight by up to lr per step;
+        // a wrongly normalised accumulation moves most weights and changes the losses above.
+        double maxDiff = full.parameters().Zip(halves.parameters()).Max(pq => (pq.First - pq.Second).abs().max().item<float>());
+        Assert.True(maxDiff < 1e-3, $"parameters differ by {maxDiff} after accumulation");
+    }
+
+    [Fact]
+    public void Checkpoint_round_trip_restores_training_exactly()
+    {
+        using var ids = randint(0, Config.VocabSize, [4, 16], generator: new Generator(9));
+        var options = new TrainerOptions { Steps = 6, WarmupSteps = 2, LearningRate = 1e-2 };
+        string path = Path.Combine(Path.GetTempPath(), $"tinygpt-{Guid.NewGuid():N}.bin");
+        try
+        {
+            using var model = NewModel();
+            using var copy = CopyOf(model);
+            using var trainer = new GptTrainer(model, options);
+            var source = new FixedBatches([(ids, ids)]);
+            trainer.TrainStep(source);
+            trainer.TrainStep(source);
+            Checkpoint.Save(path, trainer, source);
+            Assert.False(File.Exists(path + ".tmp"));
+            var expected = Enumerable.Range(0, 4).Select(_ => trainer.TrainStep(source).Loss).ToArray();
+
+            using var resumed = new GptTrainer(copy, options);
+            var resumedSource = new FixedBatches([(ids, ids)]);
+            Checkpoint.Load(path, resumed, resumedSource);
+            Assert.Equal(2, resumed.Step);
+            Assert.Equal(2, resumed.History.Count);
+            var actual = Enumerable.Range(0, 4).Select(_ => resumed.TrainStep(resumedSource).Loss).ToArray();
+            Assert.Equal(expected, actual);
+            Assert.Equal(trainer.TrainTotals, resumed.TrainTotals);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void Generate_extends_the_prompt_and_is_reproducible_with_a_seeded_generator()
+    {
+        using var model = NewModel();
+        using var prompt = tensor(new long[] { 1, 2, 3 }).unsqueeze(0);
+        using var g1 = new Generator(3);
+        using var g2 = new Generator(3);
+        using var a = model.Generate(prompt, 40, temperature: 1.0, topK: 5, generator: g1);
+        using var b = model.Generate(prompt, 40, temperature: 1.0, topK: 5, generator: g2);
+        Assert.Equal([1, 43], a.shape);
+        Assert.True(a.eq(b).all().item<bool>());
+        Assert.Equal(new long[] { 1, 2, 3 }, a[0, ..3].data<long>().ToArray());
+    }
+
+    private static Gpt NewModel()
+    {
+        manual_seed(17);
+        return new Gpt(Config);
+    }
+
+    private static Gpt CopyOf(Gpt model)
+    {
+        var copy = new Gpt(model.Config);
+        using var weights = new MemoryStream();
+        model.save(new BinaryWriter(weights));
+        weights.Position = 0;
+        copy.load(new BinaryReader(weights));
+        return copy;
+    }
+
+    /// <summary>Cycles through fixed batches; its position is the index of the next one.</summary>
+    private sealed class FixedBatches((Tensor Ids, Tensor Labels)[] batches) : IBatchSource
+    {
+        private int next;
+
+        public TrainingBatch Next()
+        {
+            var (ids, labels) = batches[next++ % batches.Length];
+            return new TrainingBatch(ids.clone(), labels.clone());
+        }
+
+        public void SaveState(BinaryWriter writer) => writer.Write(next);
+
+        public void LoadState(BinaryReader reader) => next = reader.ReadInt32();
+    }
+}

@@ -1,0 +1,182 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace TorchLoss.Examples.Tests.TinyLM;
+
+/// <summary>TinyLM end to end at reduced size: the CLI, training, resume and the comparison with TorchSharp's loss.</summary>
+[Collection("TinyLM")]
+public sealed class TinyLmTests
+{
+    private static readonly string[] Small = ["--layers", "2", "--heads", "2", "--dim", "32", "--context", "32", "--batch", "8", "--log-interval", "10"];
+
+    [Fact]
+    public void Smoke_run_on_embedded_corpus_learns_and_writes_outputs()
+    {
+        using var dir = new TempDirectory();
+        var run = TinyLmProcess.Run([.. Small, "--steps", "60", "--lr", "3e-3", "--warmup", "10", "--eval-interval", "30", "--sample-tokens", "20", "--out", dir.Path]);
+        Assert.True(run.ExitCode == 0, run.Error + run.Output);
+
+        var rows = ReadMetrics(dir.File("metrics.csv"));
+        Assert.Equal(60, rows.Count);
+        double first = rows.Take(5).Average(r => r.Train);
+        double last = rows.TakeLast(5).Average(r => r.Train);
+        Assert.True(last < first - 0.5, $"training loss fell only from {first:F3} to {last:F3}");
+        var evals = rows.Where(r => r.Val.HasValue).Select(r => r.Val!.Value).ToList();
+        Assert.Equal(2, evals.Count);
+        Assert.True(evals[1] < evals[0], $"validation loss did not fall: {evals[0]:F3} -> {evals[1]:F3}");
+
+        using var summary = JsonDocument.Parse(File.ReadAllText(dir.File("summary.json")));
+        var root = summary.RootElement;
+        Assert.Equal(evals[1], root.GetProperty("val_loss").GetDouble(), 5);
+        Assert.Equal(Math.Exp(root.GetProperty("val_loss").GetDouble()), root.GetProperty("val_ppl").GetDouble(), 9);
+        Assert.Equal(60, root.GetProperty("steps").GetInt32());
+        Assert.True(root.GetProperty("train_seconds").GetDouble() > 0);
+        Assert.True(root.GetProperty("tokens_per_second").GetDouble() > 0);
+        double h = root.GetProperty("entropy_rate").GetDouble();
+        Assert.True(root.GetProperty("val_loss").GetDouble() > h, "a model cannot beat the source's entropy rate");
+        Assert.Contains("entropy rate H", run.Output);
+        Assert.True(new FileInfo(dir.File("loss.png")).Length > 10_000);
+        Assert.StartsWith("the ", File.ReadAllText(dir.File("samples.txt")));
+        Assert.True(File.Exists(dir.File("checkpoint.bin")));
+        Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp"));
+    }
+
+    [Fact]
+    public void Resumed_run_reproduces_the_uninterrupted_losses()
+    {
+        using var straight = new TempDirectory();
+        using var interrupted = new TempDirectory();
+        // Dropout makes the test depend on torch's generator being restored, not only weights and data order.
+        string[] options = [.. Small, "--steps", "16", "--warmup", "4", "--dropout", "0.1", "--eval-interval", "8", "--sample-tokens", "0"];
+
+        var full = TinyLmProcess.Run([.. options, "--out", straight.Path]);
+        Assert.True(full.ExitCode == 0, full.Error);
+        var first = TinyLmProcess.Run([.. options, "--out", interrupted.Path, "--stop-after", "7"]);
+        Assert.True(first.ExitCode == 0, first.Error);
+        Assert.Equal(7, ReadMetrics(interrupted.File("metrics.csv")).Count);
+        var second = TinyLmProcess.Run([.. options, "--out", interrupted.Path, "--resume"]);
+        Assert.True(second.ExitCode == 0, second.Error);
+        Assert.Contains("resumed", second.Output + second.Error);
+
+        var expected = ReadMetrics(straight.File("metrics.csv"));
+        var actual = ReadMetrics(interrupted.File("metrics.csv"));
+        Assert.Equal(16, expected.Count);
+        Assert.Equal(expected.Select(r => (r.Step, r.Train, r.Val)), actual.Select(r => (r.Step, r.Train, r.Val)));
+    }
+
+    [Fact]
+    public void Resume_with_different_options_is_refused()
+    {
+        using var dir = new TempDirectory();
+        Assert.Equal(0, TinyLmProcess.Run([.. Small, "--steps", "4", "--stop-after", "2", "--out", dir.Path]).ExitCode);
+        var run = TinyLmProcess.Run([.. Small, "--steps", "4", "--lr", "5e-3", "--resume", "--out", dir.Path]);
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains("different options", run.Error);
+    }
+
+    [Fact]
+    public void Compare_builtin_agrees_with_nn_CrossEntropyLoss()
+    {
+        using var dir = new TempDirectory();
+        var run = TinyLmProcess.Run([.. Small, "--steps", "12", "--warmup", "3", "--label-smoothing", "0.1", "--dropout", "0.1", "--compare-builtin", "--out", dir.Path]);
+        Assert.True(run.ExitCode == 0, run.Error);
+        using var summary = JsonDocument.Parse(File.ReadAllText(dir.File("summary.json")));
+        var root = summary.RootElement;
+        Assert.True(root.GetProperty("max_abs_delta_loss").GetDouble() <= 1e-5, run.Output);
+        Assert.True(root.GetProperty("max_abs_delta_parameter").GetDouble() <= 1e-5, run.Output);
+        Assert.True(root.GetProperty("agree").GetBoolean());
+        var lines = File.ReadAllLines(dir.File("compare.csv"));
+        Assert.Equal(13, lines.Length);
+        // The two losses really are computed (not copied): both fall over the run.
+        double firstLoss = double.Parse(lines[1].Split(',')[2], CultureInfo.InvariantCulture);
+        double lastLoss = double.Parse(lines[^1].Split(',')[2], CultureInfo.InvariantCulture);
+        Assert.True(lastLoss < firstLoss);
+    }
+
+    [Fact]
+    public void Corpus_file_trains_with_characters_or_gpt2_tokens()
+    {
+        using var dir = new TempDirectory();
+        string corpus = dir.File("corpus.txt");
+        File.WriteAllText(corpus, string.Concat(Enumerable.Repeat("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n", 40)));
+        foreach (var tokenizer in new[] { "char", "gpt2" })
+        {
+            string outDir = dir.File(tokenizer);
+            var run = TinyLmProcess.Run([.. Small, "--corpus", corpus, "--tokenizer", tokenizer, "--steps", "3", "--sample-tokens", "5", "--out", outDir]);
+            Assert.True(run.ExitCode == 0, run.Error + run.Output);
+            using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
+            Assert.StartsWith(tokenizer == "gpt2" ? "GPT-2" : "characters", summary.RootElement.GetProperty("tokenizer").GetString());
+            Assert.True(double.IsFinite(summary.RootElement.GetProperty("val_loss").GetDouble()));
+        }
+    }
+
+    [Fact]
+    public void Missing_corpus_file_is_a_clear_error()
+    {
+        using var dir = new TempDirectory();
+        string outDir = dir.File("out");
+        var run = TinyLmProcess.Run("--corpus", dir.File("no-such-file.txt"), "--out", outDir);
+        AssertFailedCleanly(run, outDir, "does not exist");
+    }
+
+    [Fact]
+    public void Empty_corpus_file_is_a_clear_error()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.File("empty.txt"), "");
+        string outDir = dir.File("out");
+        var run = TinyLmProcess.Run("--corpus", dir.File("empty.txt"), "--out", outDir);
+        AssertFailedCleanly(run, outDir, "is empty");
+    }
+
+    [Fact]
+    public void Corpus_shorter_than_a_context_window_is_a_clear_error()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.File("short.txt"), "To be, or not to be, that is the question.");
+        string outDir = dir.File("out");
+        var run = TinyLmProcess.Run("--corpus", dir.File("short.txt"), "--context", "64", "--out", outDir);
+        AssertFailedCleanly(run, outDir, "too short");
+    }
+
+    [Theory]
+    [InlineData("--layers", "0", "--layers must be at least 1")]
+    [InlineData("--dropout", "1.5", "--dropout must be in [0, 1)")]
+    [InlineData("--tokenizer", "bpe", "bpe")]
+    [InlineData("--dim", "30", "--dim (30) must be a multiple of --heads (4)")]
+    [InlineData("--lr", "-1", "--lr must be in (0, ∞)")]
+    [InlineData("--steps", "many", "many")]
+    public void Bad_option_value_is_a_clear_error(string option, string value, string message)
+    {
+        using var dir = new TempDirectory();
+        string outDir = dir.File("out");
+        var run = TinyLmProcess.Run(option, value, "--out", outDir);
+        AssertFailedCleanly(run, outDir, message);
+    }
+
+    [Fact]
+    public void Help_lists_every_option()
+    {
+        var run = TinyLmProcess.Run("--help");
+        Assert.Equal(0, run.ExitCode);
+        foreach (var option in new[] { "--corpus", "--tokenizer", "--layers", "--heads", "--dim", "--context", "--batch", "--steps", "--lr", "--dropout", "--label-smoothing", "--seed", "--out", "--resume", "--compare-builtin" })
+            Assert.Contains(option, run.Output);
+    }
+
+    private static void AssertFailedCleanly(TinyLmProcess.Result run, string outDir, string message)
+    {
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains(message, run.Error);
+        Assert.DoesNotContain("   at ", run.Error); // a message, not a stack trace
+        Assert.False(File.Exists(Path.Combine(outDir, "checkpoint.bin")), "a failed run left a checkpoint");
+        Assert.False(File.Exists(Path.Combine(outDir, "checkpoint.bin.tmp")), "a failed run left a partial checkpoint");
+    }
+
+    private sealed record Row(int Step, double Train, double? Val);
+
+    private static List<Row> ReadMetrics(string path) =>
+        File.ReadLines(path).Skip(1).Select(line => line.Split(',')).Select(f => new Row(
+            int.Parse(f[0], CultureInfo.InvariantCulture),
+            double.Parse(f[2], CultureInfo.InvariantCulture),
+            f[4].Length == 0 ? null : double.Parse(f[4], CultureInfo.InvariantCulture))).ToList();
+}
