@@ -48,18 +48,11 @@ internal static class FusedCrossEntropyPath
         var x = (logits.dtype is ScalarType.Float32 or ScalarType.Float64 ? logits : logits.to(ScalarType.Float32)).contiguous();
         var countedRows = counted.contiguous();
         long tokenCount = countedRows.sum(ScalarType.Int64).item<long>();
-        double scale = options.Reduction switch
-        {
-            nn.Reduction.None => 1.0,
-            nn.Reduction.Sum when normalizer is null => 1.0,
-            nn.Reduction.Mean when normalizer is null => 1.0 / Math.Max(tokenCount, 1),
-            _ => 1.0 / normalizer!.Value,
-        };
         var call = new FusedCrossEntropyCall
         {
             Epsilon = CrossEntropyComputation.UniformEquivalent(options, x.shape[1]),
             ZLossWeight = options.ZLossWeight,
-            Scale = scale,
+            Scale = LossScale(options.Reduction, normalizer, tokenCount),
             PerRow = options.Reduction == nn.Reduction.None,
             NeedGradient = is_grad_enabled() && x.requires_grad,
         };
@@ -73,4 +66,13 @@ internal static class FusedCrossEntropyPath
             tensor(call.ZLossSum, ScalarType.Float64));
         return result.MoveToOuterDisposeScope();
     }
+
+    /// <summary>The factor on Σ loss (and its gradient) that gives the configured reduction; 1 for per-token losses.</summary>
+    public static double LossScale(nn.Reduction reduction, long? normalizer, long tokenCount) => reduction switch
+    {
+        nn.Reduction.None => 1.0,
+        nn.Reduction.Sum when normalizer is null => 1.0,
+        nn.Reduction.Mean when normalizer is null => 1.0 / Math.Max(tokenCount, 1),
+        _ => 1.0 / normalizer!.Value,
+    };
 }

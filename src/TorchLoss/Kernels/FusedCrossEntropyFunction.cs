@@ -58,10 +58,7 @@ internal sealed class FusedCrossEntropyFunction : autograd.SingleTensorFunction<
         var rowZLoss = new double[rows];
         // The per-row factor of Reduction.None is only known in backward, so the stored gradient is unscaled there.
         double gradientScale = call.PerRow ? 1 : call.Scale;
-        if (logits.dtype == ScalarType.Float64)
-            RunKernel<double>(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, call, gradientScale);
-        else
-            RunKernel<float>(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, call, gradientScale);
+        RunKernel(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, call, gradientScale);
 
         call.NllSum = SumInOrder(rowNll);
         call.ZLossSum = SumInOrder(rowZLoss);
@@ -91,21 +88,37 @@ internal sealed class FusedCrossEntropyFunction : autograd.SingleTensorFunction<
         return [gradient, null!, null!, null!];
     }
 
+    /// <summary>
+    /// Runs <see cref="FusedCrossEntropyKernel"/> on tensors: logits [R, K], targets [R], counted [R] (CPU, contiguous),
+    /// writing the gradient into <paramref name="gradient"/> (null = none; may be <paramref name="logits"/> itself) and
+    /// the per-row results into the spans, each R long.
+    /// </summary>
+    internal static unsafe void RunKernel(
+        Tensor logits, Tensor targets, Tensor counted, Tensor? gradient, Span<double> rowLoss, Span<double> rowNll, Span<double> rowZLoss,
+        FusedCrossEntropyCall call, double gradientScale, Tensor? rowGradientScale = null)
+    {
+        if (logits.dtype == ScalarType.Float64)
+            RunKernel<double>(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, call, gradientScale, rowGradientScale);
+        else
+            RunKernel<float>(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, call, gradientScale, rowGradientScale);
+    }
+
     private static unsafe void RunKernel<T>(
-        Tensor logits, Tensor targets, Tensor counted, Tensor? gradient, double[] rowLoss, double[] rowNll, double[] rowZLoss,
-        FusedCrossEntropyCall call, double gradientScale) where T : unmanaged, IFloatingPointIeee754<T>
+        Tensor logits, Tensor targets, Tensor counted, Tensor? gradient, Span<double> rowLoss, Span<double> rowNll, Span<double> rowZLoss,
+        FusedCrossEntropyCall call, double gradientScale, Tensor? rowGradientScale) where T : unmanaged, IFloatingPointIeee754<T>
     {
         fixed (double* loss = rowLoss, nll = rowNll, z = rowZLoss)
         {
             FusedCrossEntropyKernel.Run(
                 TensorMemory.Pointer<T>(logits), TensorMemory.Pointer<long>(targets), TensorMemory.Pointer<bool>(counted),
                 gradient is null ? null : TensorMemory.Pointer<T>(gradient),
-                loss, nll, z, logits.shape[0], logits.shape[1], call.Epsilon, call.ZLossWeight, gradientScale);
+                loss, nll, z, logits.shape[0], logits.shape[1], call.Epsilon, call.ZLossWeight, gradientScale,
+                rowGradientScale is null ? null : TensorMemory.Pointer<T>(rowGradientScale));
         }
     }
 
     /// <summary>A sequential sum, so results do not depend on how rows were split across threads.</summary>
-    private static double SumInOrder(double[] values)
+    internal static double SumInOrder(double[] values)
     {
         double sum = 0;
         foreach (double v in values) sum += v;
