@@ -7,6 +7,7 @@
 // marking that version need weak (VER_FLG_WEAK) lets glibc load the library safely. We only ever patch
 // the build output copy, through a temporary file and a rename, so NuGet's cache and any hard-linked
 // original are never touched.
+#nullable enable
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -15,17 +16,17 @@ using System.Text;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 
-public sealed class PatchLibTorchSharpVersionNeeds : Task
+public sealed class PatchLibTorchSharpVersionNeeds : Microsoft.Build.Utilities.Task
 {
     /// <summary>Copies of libLibTorchSharp.so in the build output.</summary>
     [Required] public ITaskItem[] Libraries { get; set; } = new ITaskItem[0];
 
     /// <summary>Optional explicit libstdc++ to check against (tests use it); otherwise the loader's search path.</summary>
-    public string HostLibStdCxx { get; set; }
+    public string? HostLibStdCxx { get; set; }
 
     public override bool Execute()
     {
-        string host = HostLibStdCxx;
+        string? host = HostLibStdCxx;
         if (string.IsNullOrEmpty(host)) host = FindHostLibStdCxx();
         if (host is null)
         {
@@ -102,10 +103,10 @@ public sealed class PatchLibTorchSharpVersionNeeds : Task
             string.Join(", ", toPatch.Select(n => n.Name)), path);
     }
 
-    static string FindHostLibStdCxx()
+    internal static string? FindHostLibStdCxx()
     {
         var dirs = new List<string>();
-        string ldPath = Environment.GetEnvironmentVariable("LD_LIBRARY_PATH");
+        string? ldPath = Environment.GetEnvironmentVariable("LD_LIBRARY_PATH");
         if (!string.IsNullOrEmpty(ldPath)) dirs.AddRange(ldPath.Split(new[] { ':' }, StringSplitOptions.RemoveEmptyEntries));
         dirs.AddRange(new[]
         {
@@ -184,7 +185,7 @@ sealed class ElfFile
         return Encoding.ASCII.GetString(_b, (int)start, (int)(end - start));
     }
 
-    Section Single(uint type) => _sections.FirstOrDefault(s => s.Type == type);
+    Section? Single(uint type) => _sections.FirstOrDefault(s => s.Type == type);
 
     /// <summary>Version names this object defines (.gnu.version_d), e.g. GLIBCXX_3.4.30.</summary>
     public HashSet<string> DefinedVersions()

@@ -58,9 +58,11 @@ public static class TorchBackend
     {
         string rid = OperatingSystem.IsLinux() ? "linux-x64" : OperatingSystem.IsMacOS() ? "osx-arm64" : "win-x64";
         string file = OperatingSystem.IsLinux() ? "libLibTorchSharp.so" : OperatingSystem.IsMacOS() ? "libLibTorchSharp.dylib" : "LibTorchSharp.dll";
+        // A portable build keeps natives under runtimes/<rid>/native; a RID-specific one puts them beside the app.
         string path = Path.Combine(AppContext.BaseDirectory, "runtimes", rid, "native", file);
+        if (!File.Exists(path)) path = Path.Combine(AppContext.BaseDirectory, file);
         if (!File.Exists(path))
-            return $"{file} is not in the application's output ({path}).";
+            return $"{file} is not in the application's output ({AppContext.BaseDirectory}).";
         try
         {
             NativeLibrary.Free(NativeLibrary.Load(path));

@@ -59,9 +59,11 @@ public sealed class CausalLMLoss : nn.Module<Tensor, Tensor, Tensor>
         if (Options.Smoothing == SmoothingKind.OtherClasses && Options.LabelSmoothing > 0 && classes < 2)
             throw new ArgumentException($"OtherClasses smoothing needs at least 2 classes, got logits shape {CrossEntropyInput.Shape(logits)}.", nameof(logits));
 
+        // Checked before shifting so that an error names the label's own index.
+        CrossEntropyInput.CheckTargetRange(labels64, classes, Options, nameof(labels));
+
         // Shift the labels, not the logits: logits[:, :-1] would be a strided copy of the largest tensor.
         var (shifted, counted) = ShiftedTargets(labels64, lossMask);
-        CrossEntropyInput.CheckTargetRange(shifted, classes, Options, nameof(labels));
         var result = CrossEntropyComputation.Compute(logits.reshape(-1, classes), shifted.reshape(-1), counted.reshape(-1), Options, normalizer, labels.shape);
         return result.MoveToOuterDisposeScope();
     }
@@ -73,7 +75,7 @@ public sealed class CausalLMLoss : nn.Module<Tensor, Tensor, Tensor>
     /// </summary>
     public long CountTokens(Tensor labels, Tensor? lossMask = null)
     {
-        ArgumentNullException.ThrowIfNull(labels);
+        CrossEntropyInput.CheckIntegerTarget(labels, nameof(labels));
         if (labels.dim() != 2)
             throw new ArgumentException($"labels must be [B, T], got shape {CrossEntropyInput.Shape(labels)}.", nameof(labels));
         CrossEntropyInput.CheckMask(lossMask, labels, nameof(lossMask), nameof(labels));

@@ -20,9 +20,7 @@ internal static class CrossEntropyInput
     /// <summary>Returns <paramref name="target"/> as int64, after checking its dtype, shape and device.</summary>
     public static Tensor CheckTarget(Tensor logits, Tensor target, string logitsName, string targetName)
     {
-        ArgumentNullException.ThrowIfNull(target, targetName);
-        if (target.is_floating_point() || target.is_complex() || target.dtype == ScalarType.Bool)
-            throw new ArgumentException($"{targetName} must hold integer class indices, got {target.dtype}.", targetName);
+        CheckIntegerTarget(target, targetName);
         long[] expected = logits.shape[..^1];
         if (!expected.SequenceEqual(target.shape))
         {
@@ -33,6 +31,13 @@ internal static class CrossEntropyInput
         if (!SameDevice(target, logits))
             throw new ArgumentException($"{targetName} is on {target.device} but {logitsName} is on {logits.device}.", targetName);
         return target.dtype == ScalarType.Int64 ? target : target.to(ScalarType.Int64);
+    }
+
+    public static void CheckIntegerTarget(Tensor target, string targetName)
+    {
+        ArgumentNullException.ThrowIfNull(target, targetName);
+        if (target.is_floating_point() || target.is_complex() || target.dtype == ScalarType.Bool)
+            throw new ArgumentException($"{targetName} must hold integer class indices, got {target.dtype}.", targetName);
     }
 
     public static void CheckMask(Tensor? mask, Tensor target, string maskName, string targetName)
@@ -59,8 +64,19 @@ internal static class CrossEntropyInput
         long position = bad.flatten().nonzero()[0, 0].item<long>();
         long value = target.flatten()[position].item<long>();
         throw new ArgumentException(
-            $"{targetName} holds {value} at flat position {position}, outside [0, {classes}) and not the ignore index {options.IgnoreIndex}.",
+            $"{targetName} holds {value} at index {Shape(Unravel(position, target.shape))}, outside [0, {classes}) and not the ignore index {options.IgnoreIndex}.",
             targetName);
+    }
+
+    private static long[] Unravel(long flat, long[] shape)
+    {
+        var index = new long[shape.Length];
+        for (int d = shape.Length - 1; d >= 0; d--)
+        {
+            index[d] = flat % shape[d];
+            flat /= shape[d];
+        }
+        return index;
     }
 
     public static void CheckNormalizer(long? normalizer, torch.nn.Reduction reduction)

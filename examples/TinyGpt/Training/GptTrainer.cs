@@ -1,0 +1,274 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace TinyGpt;
+
+/// <summary>
+/// Trains a <see cref="Gpt"/> on micro-batches from any <see cref="IBatchSource"/>: AdamW, warm-up and cosine decay,
+/// gradient clipping, and gradient accumulation normalised by the step's total token count, so that
+/// accumulating k micro-batches gives the gradient of one batch k times as large.
+/// </summary>
+public sealed class GptTrainer : IDisposable
+{
+    private readonly AdamW optimizer;
+    private readonly List<MetricsRow> history = [];
+    private readonly CausalLMTrainingLoss? ownedLoss;
+
+    /// <summary>Creates a trainer for <paramref name="model"/>.</summary>
+    /// <param name="model">The model; its parameters are updated in place.</param>
+    /// <param name="options">Hyper-parameters (validated here).</param>
+    /// <param name="loss">The loss; null uses <see cref="CausalLMTrainingLoss"/> with <see cref="TrainerOptions.Loss"/>.</param>
+    public GptTrainer(Gpt model, TrainerOptions options, ITrainingLoss? loss = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        Model = model;
+        Options = options;
+        if (loss is null)
+        {
+            ownedLoss = new CausalLMTrainingLoss(options.Loss);
+            loss = ownedLoss;
+        }
+        Loss = loss;
+        // Decay matrices and embeddings only: shrinking biases and LayerNorm gains toward 0 only hurts.
+        var decay = model.parameters().Where(p => p.dim() >= 2).ToList();
+        var noDecay = model.parameters().Where(p => p.dim() < 2).ToList();
+        optimizer = optim.AdamW(
+            [
+                new AdamW.ParamGroup(decay, options.LearningRate, options.Beta1, options.Beta2, weight_decay: options.WeightDecay),
+                new AdamW.ParamGroup(noDecay, options.LearningRate, options.Beta1, options.Beta2, weight_decay: 0),
+            ],
+            options.LearningRate, options.Beta1, options.Beta2);
+    }
+
+    /// <summary>The model being trained.</summary>
+    public Gpt Model { get; }
+
+    /// <summary>The hyper-parameters.</summary>
+    public TrainerOptions Options { get; }
+
+    /// <summary>The loss the trainer minimises.</summary>
+    public ITrainingLoss Loss { get; }
+
+    /// <summary>Optimiser steps done so far.</summary>
+    public int Step { get; private set; }
+
+    /// <summary>Training wall time so far, including earlier runs this one resumed.</summary>
+    public double TrainingSeconds { get; private set; }
+
+    /// <summary>Σ unsmoothed NLL over every token trained on so far (nats).</summary>
+    public double TrainNllSum { get; private set; }
+
+    /// <summary>Tokens trained on so far.</summary>
+    public long TrainTokens { get; private set; }
+
+    /// <summary>One row per step done so far (kept across checkpoints).</summary>
+    public IReadOnlyList<MetricsRow> History => history;
+
+    /// <summary>The latest validation result, if any.</summary>
+    public EvaluationResult? LastEvaluation { get; private set; }
+
+    /// <summary>Runs one optimiser step on <see cref="TrainerOptions.AccumulationSteps"/> micro-batches from <paramref name="source"/>.</summary>
+    /// <exception cref="InvalidOperationException">The micro-batches hold no token to learn.</exception>
+    public StepResult TrainStep(IBatchSource source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        double lr = LearningRateSchedule.At(Step, Options);
+        foreach (var group in optimizer.ParamGroups)
+            group.LearningRate = lr;
+        Model.train();
+        var batches = new List<TrainingBatch>(Options.AccumulationSteps);
+        try
+        {
+            for (int i = 0; i < Options.AccumulationSteps; i++)
+                batches.Add(source.Next());
+            // The normaliser is the whole step's token count, not each micro-batch's: a micro-batch with
+            // few learned tokens must not weigh as much as a full one.
+            long normalizer = batches.Sum(Loss.CountTokens);
+            if (normalizer == 0)
+                throw new InvalidOperationException($"Step {Step + 1}: the {batches.Count} micro-batch(es) contain no token to learn (all labels ignored or masked).");
+            double lossSum = 0, nllSum = 0;
+            foreach (var batch in batches)
+            {
+                using var scope = NewDisposeScope();
+                var (loss, nll) = Loss.Compute(Model, batch, normalizer);
+                loss.backward();
+                lossSum += loss.item<float>();
+                nllSum += nll.item<double>();
+            }
+            double gradNorm = nn.utils.clip_grad_norm_(Model.parameters(), Options.GradClip > 0 ? Options.GradClip : double.MaxValue);
+            optimizer.step();
+            optimizer.zero_grad();
+            Step++;
+            TrainNllSum += nllSum;
+            TrainTokens += normalizer;
+            return new StepResult(Step, lr, lossSum, nllSum, normalizer, gradNorm);
+        }
+        finally
+        {
+            foreach (var batch in batches)
+                batch.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The token-weighted mean NLL of the model over <paramref name="batches"/> (each disposed after use),
+    /// in eval mode (no dropout) and without gradients. Label smoothing does not enter: this is the true cross-entropy.
+    /// </summary>
+    public EvaluationResult Evaluate(IEnumerable<TrainingBatch> batches)
+    {
+        ArgumentNullException.ThrowIfNull(batches);
+        var watch = Stopwatch.StartNew();
+        bool wasTraining = Model.training;
+        Model.eval();
+        double nllSum = 0;
+        long tokens = 0;
+        try
+        {
+            using var noGrad = no_grad();
+            foreach (var batch in batches)
+            {
+                using (batch)
+                {
+                    long count = Loss.CountTokens(batch);
+                    if (count == 0)
+                        continue;
+                    using var scope = NewDisposeScope();
+                    var (_, nll) = Loss.Compute(Model, batch, count);
+                    nllSum += nll.item<double>();
+                    tokens += count;
+                }
+            }
+        }
+        finally
+        {
+            Model.train(wasTraining);
+        }
+        if (tokens == 0)
+            throw new InvalidOperationException("The validation batches contain no token to score.");
+        return new EvaluationResult(nllSum, tokens, watch.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// Trains from the current <see cref="Step"/> to <see cref="TrainerOptions.Steps"/> (or <see cref="FitOptions.StopAfterStep"/>),
+    /// logging every <see cref="TrainerOptions.LogInterval"/> steps, evaluating on the whole of <paramref name="validation"/>
+    /// every <see cref="TrainerOptions.EvalInterval"/> steps and at the end, and checkpointing as configured.
+    /// </summary>
+    /// <param name="source">Training micro-batches.</param>
+    /// <param name="validation">Makes a fresh pass over the validation batches; null skips evaluation.</param>
+    /// <param name="fit">Logging, checkpointing and stopping.</param>
+    public void Fit(IBatchSource source, Func<IEnumerable<TrainingBatch>>? validation, FitOptions? fit = null)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        fit ??= new FitOptions();
+        int stopAt = Math.Min(Options.Steps, fit.StopAfterStep ?? Options.Steps);
+        var logger = fit.Logger;
+        var runWatch = Stopwatch.StartNew();
+        double secondsAtStart = TrainingSeconds;
+        int firstStep = Step;
+        double windowNll = 0;
+        long windowTokens = 0;
+        var windowWatch = Stopwatch.StartNew();
+        while (Step < stopAt)
+        {
+            var result = TrainStep(source);
+            windowNll += result.NllSum;
+            windowTokens += result.Tokens;
+            fit.OnStep?.Invoke(result);
+
+            bool last = Step == stopAt;
+            double? valLoss = null;
+            if (validation is not null && ((Options.EvalInterval > 0 && Step % Options.EvalInterval == 0) || Step == Options.Steps))
+            {
+                var eval = Evaluate(validation());
+                LastEvaluation = eval;
+                valLoss = eval.MeanNll;
+                logger?.LogInformation("step {Step}/{Steps} | validation loss {Loss:F4} | ppl {Ppl:F3} | {Tokens:N0} tokens in {Seconds:F1}s",
+                    Step, Options.Steps, eval.MeanNll, eval.Perplexity, eval.Tokens, eval.Seconds);
+                fit.OnEvaluation?.Invoke(Step, eval);
+            }
+            TrainingSeconds = secondsAtStart + runWatch.Elapsed.TotalSeconds;
+            history.Add(new MetricsRow(Step, result.LearningRate, result.MeanNll, valLoss, TrainingSeconds));
+
+            if (Step % Options.LogInterval == 0 || last)
+            {
+                double seconds = windowWatch.Elapsed.TotalSeconds;
+                double mean = windowNll / windowTokens;
+                double perStep = runWatch.Elapsed.TotalSeconds / (Step - firstStep);
+                logger?.LogInformation("step {Step}/{Steps} | loss {Loss:F4} | ppl {Ppl:F3} | lr {Lr:E2} | {TokensPerSecond:N0} tok/s | ETA {Eta}",
+                    Step, Options.Steps, mean, Math.Exp(mean), result.LearningRate, windowTokens / seconds, FormatDuration(perStep * (stopAt - Step)));
+                windowNll = 0;
+                windowTokens = 0;
+                windowWatch.Restart();
+            }
+
+            if (fit.CheckpointPath is { } path && (last || (Options.CheckpointInterval > 0 && Step % Options.CheckpointInterval == 0)))
+            {
+                Checkpoint.Save(path, this, source, fit.Metadata);
+                logger?.LogDebug("step {Step}: checkpoint written to {Path}", Step, path);
+            }
+        }
+    }
+
+    /// <summary>Writes the optimiser and the trainer's counters (used by <see cref="Checkpoint"/>).</summary>
+    internal void SaveState(BinaryWriter writer)
+    {
+        writer.Write(Step);
+        writer.Write(TrainingSeconds);
+        writer.Write(TrainNllSum);
+        writer.Write(TrainTokens);
+        writer.Write(history.Count);
+        foreach (var row in history)
+        {
+            writer.Write(row.Step);
+            writer.Write(row.LearningRate);
+            writer.Write(row.TrainLoss);
+            writer.Write(row.ValLoss.HasValue);
+            writer.Write(row.ValLoss ?? 0);
+            writer.Write(row.ElapsedSeconds);
+        }
+        optimizer.save_state_dict(writer);
+    }
+
+    /// <summary>Reads what <see cref="SaveState"/> wrote.</summary>
+    internal void LoadState(BinaryReader reader)
+    {
+        Step = reader.ReadInt32();
+        TrainingSeconds = reader.ReadDouble();
+        TrainNllSum = reader.ReadDouble();
+        TrainTokens = reader.ReadInt64();
+        int rows = reader.ReadInt32();
+        history.Clear();
+        for (int i = 0; i < rows; i++)
+        {
+            int step = reader.ReadInt32();
+            double lr = reader.ReadDouble();
+            double train = reader.ReadDouble();
+            bool hasVal = reader.ReadBoolean();
+            double val = reader.ReadDouble();
+            history.Add(new MetricsRow(step, lr, train, hasVal ? val : null, reader.ReadDouble()));
+        }
+        LastEvaluation = null;
+        optimizer.load_state_dict(reader);
+    }
+
+    /// <summary>"1m05s"-style duration for log lines.</summary>
+    public static string FormatDuration(double seconds)
+    {
+        if (double.IsNaN(seconds) || double.IsInfinity(seconds))
+            return "?";
+        var span = TimeSpan.FromSeconds(Math.Max(0, seconds));
+        return span.TotalHours >= 1 ? $"{(int)span.TotalHours}h{span.Minutes:D2}m" : span.TotalMinutes >= 1 ? $"{(int)span.TotalMinutes}m{span.Seconds:D2}s" : $"{span.TotalSeconds:F0}s";
+    }
+
+    /// <summary>Disposes the optimiser and the loss it created.</summary>
+    public void Dispose()
+    {
+        optimizer.Dispose();
+        ownedLoss?.Dispose();
+    }
+}

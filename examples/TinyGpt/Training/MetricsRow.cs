@@ -1,0 +1,16 @@
+namespace TinyGpt;
+
+/// <summary>One row of a run's metrics: every step has a training loss, evaluation steps also a validation loss.</summary>
+/// <param name="Step">Optimiser step (1-based).</param>
+/// <param name="LearningRate">Learning rate used at this step.</param>
+/// <param name="TrainLoss">Mean unsmoothed NLL of this step's batch, nats per token.</param>
+/// <param name="ValLoss">Mean NLL on the whole validation split, when evaluated at this step.</param>
+/// <param name="ElapsedSeconds">Training wall time since the run started (resumed runs continue the count).</param>
+public sealed record MetricsRow(int Step, double LearningRate, double TrainLoss, double? ValLoss, double ElapsedSeconds)
+{
+    /// <summary>exp(<see cref="TrainLoss"/>).</summary>
+    public double TrainPerplexity => Math.Exp(TrainLoss);
+
+    /// <summary>exp(<see cref="ValLoss"/>), when evaluated.</summary>
+    public double? ValPerplexity => ValLoss is { } v ? Math.Exp(v) : null;
+}

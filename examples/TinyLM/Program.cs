@@ -1,0 +1,115 @@
+using System.CommandLine;
+using TinyGpt;
+
+namespace TinyLM;
+
+/// <summary>
+/// TinyLM: trains a tiny GPT on characters (or GPT-2 tokens) with TorchLoss and shows the loss and perplexity fall.
+/// With no arguments it learns an embedded synthetic corpus whose entropy rate is known exactly.
+/// </summary>
+public static class Program
+{
+    /// <summary>Parses the command line and runs; returns 0 on success, 1 for a bad option, 2 for unusable data.</summary>
+    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+
+    /// <summary>Runs TinyLM with <paramref name="args"/>, writing results to <paramref name="output"/> and errors to <paramref name="error"/>.</summary>
+    public static int Run(string[] args, TextWriter output, TextWriter error)
+    {
+        var d = new TinyLmOptions();
+        var corpus = new Option<string?>("--corpus") { Description = "UTF-8 text file to train on (split 90/10 into train/validation). Default: the embedded synthetic corpus with a known entropy rate.", HelpName = "FILE" };
+        var tokenizer = new Option<string>("--tokenizer") { Description = "char: one token per character; gpt2: GPT-2 BPE (Microsoft.ML.Tokenizers, offline).", DefaultValueFactory = _ => d.Tokenizer };
+        tokenizer.AcceptOnlyFromAmong("char", "gpt2");
+        var layers = Positive("--layers", "Transformer blocks.", d.Layers);
+        var heads = Positive("--heads", "Attention heads per block (must divide --dim).", d.Heads);
+        var dim = Positive("--dim", "Width of the residual stream.", d.Dim);
+        var context = Positive("--context", "Context window in tokens (at least 2).", d.Context, minimum: 2);
+        var batch = Positive("--batch", "Windows per micro-batch.", d.Batch);
+        var accumulation = Positive("--accumulation", "Micro-batches per optimiser step (gradient accumulation, normalised by the step's token count).", d.Accumulation);
+        var steps = new Option<int?>("--steps") { Description = $"Optimiser steps. Default: {TinyLmOptions.DefaultSyntheticSteps} on the embedded corpus, 2000 on a file." };
+        steps.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--steps must be at least 1."); });
+        var lr = Real("--lr", "Peak learning rate (after warm-up).", d.LearningRate, 0, exclusiveMinimum: true);
+        var minLr = new Option<double?>("--min-lr") { Description = "Learning rate at the end of the cosine decay. Default: --lr / 10." };
+        minLr.Validators.Add(r => { if (r.GetValueOrDefault<double?>() is { } v && !(v >= 0)) r.AddError("--min-lr must be ≥ 0."); });
+        var warmup = NonNegative("--warmup", "Linear warm-up steps.", d.Warmup);
+        var weightDecay = Real("--weight-decay", "AdamW weight decay (matrices and embeddings only).", d.WeightDecay, 0);
+        var gradClip = Real("--grad-clip", "Clip the global gradient norm to this value (0 = off).", d.GradClip, 0);
+        var dropout = Real("--dropout", "Dropout probability in [0, 1).", d.Dropout, 0, maximum: 1);
+        var labelSmoothing = Real("--label-smoothing", "Label smoothing ε in [0, 1).", d.LabelSmoothing, 0, maximum: 1);
+        var smoothing = new Option<string>("--smoothing") { Description = "Where smoothing mass goes: uniform (PyTorch's convention, over all classes) or other-classes (over the wrong classes only).", DefaultValueFactory = _ => d.Smoothing };
+        smoothing.AcceptOnlyFromAmong("uniform", "other-classes");
+        var zLoss = Real("--z-loss", "z-loss weight (PaLM: 1e-4); 0 = off.", d.ZLoss, 0);
+        var seed = new Option<int>("--seed") { Description = "Seed of the corpus (embedded), weights, data order, dropout and sampling: equal seeds give equal runs.", DefaultValueFactory = _ => d.Seed };
+        var evalInterval = NonNegative("--eval-interval", "Evaluate on the whole validation split every N steps (0 = only at the end).", d.EvalInterval);
+        var evalBatch = Positive("--eval-batch", "Windows per validation batch.", d.EvalBatch);
+        var logInterval = Positive("--log-interval", "Log a progress line every N steps.", d.LogInterval);
+        var checkpointInterval = NonNegative("--checkpoint-interval", "Write a checkpoint every N steps (0 = only when the run stops).", d.CheckpointInterval);
+        var outDir = new Option<string>("--out") { Description = "Output folder: checkpoint.bin, metrics.csv, loss.png, samples.txt, summary.json.", DefaultValueFactory = _ => d.Out, HelpName = "DIR" };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run whose checkpoint is in --out (give the same options)." };
+        var stopAfter = new Option<int?>("--stop-after") { Description = "Stop after this step and leave a checkpoint; --resume continues (the schedule still spans --steps)." };
+        stopAfter.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--stop-after must be at least 1."); });
+        var compareBuiltin = new Option<bool>("--compare-builtin") { Description = "Train a second copy with TorchSharp's nn.CrossEntropyLoss on pre-shifted labels from the same weights and batches, and report per-step |Δloss| and the final max |Δparameter|." };
+        var prompt = new Option<string?>("--prompt") { Description = "Text the samples start from. Default: \"the \" on the embedded corpus, a newline on a file." };
+        var sampleTokens = NonNegative("--sample-tokens", "Tokens to generate after the prompt.", d.SampleTokens);
+        var temperature = Real("--temperature", "Sampling temperature (0 = always the most likely token).", d.Temperature, 0);
+        var topK = NonNegative("--top-k", "Sample among the k most likely tokens (0 = all).", d.TopK);
+        var threads = NonNegative("--threads", "Torch intra-op threads (0 = one per core).", d.Threads);
+
+        var root = new RootCommand("TinyLM: train a tiny GPT language model with TorchLoss and watch its loss and perplexity fall.")
+        {
+            corpus, tokenizer, layers, heads, dim, context, batch, accumulation, steps, lr, minLr, warmup, weightDecay, gradClip,
+            dropout, labelSmoothing, smoothing, zLoss, seed, evalInterval, evalBatch, logInterval, checkpointInterval, outDir,
+            resume, stopAfter, compareBuiltin, prompt, sampleTokens, temperature, topK, threads,
+        };
+        root.Validators.Add(r =>
+        {
+            int h = r.GetValue(heads), m = r.GetValue(dim);
+            if (h > 0 && m > 0 && m % h != 0)
+                r.AddError($"--dim ({m}) must be a multiple of --heads ({h}).");
+            if (r.GetValue(minLr) is { } min && min > r.GetValue(lr))
+                r.AddError($"--min-lr ({min}) must not exceed --lr ({r.GetValue(lr)}).");
+        });
+        root.SetAction(r =>
+        {
+            var options = new TinyLmOptions
+            {
+                Corpus = r.GetValue(corpus), Tokenizer = r.GetValue(tokenizer)!, Layers = r.GetValue(layers), Heads = r.GetValue(heads),
+                Dim = r.GetValue(dim), Context = r.GetValue(context), Batch = r.GetValue(batch), Accumulation = r.GetValue(accumulation),
+                Steps = r.GetValue(steps), LearningRate = r.GetValue(lr), MinLearningRate = r.GetValue(minLr), Warmup = r.GetValue(warmup),
+                WeightDecay = r.GetValue(weightDecay), GradClip = r.GetValue(gradClip), Dropout = r.GetValue(dropout),
+                LabelSmoothing = r.GetValue(labelSmoothing), Smoothing = r.GetValue(smoothing)!, ZLoss = r.GetValue(zLoss), Seed = r.GetValue(seed),
+                EvalInterval = r.GetValue(evalInterval), EvalBatch = r.GetValue(evalBatch), LogInterval = r.GetValue(logInterval),
+                CheckpointInterval = r.GetValue(checkpointInterval), Out = r.GetValue(outDir)!, Resume = r.GetValue(resume),
+                StopAfter = r.GetValue(stopAfter), CompareBuiltin = r.GetValue(compareBuiltin), Prompt = r.GetValue(prompt),
+                SampleTokens = r.GetValue(sampleTokens), Temperature = r.GetValue(temperature), TopK = r.GetValue(topK), Threads = r.GetValue(threads),
+            };
+            using var loggers = ExampleLogging.CreateFactory();
+            return TinyLmApp.Run(options, loggers, output, error);
+        });
+        return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+    }
+
+    private static Option<int> Positive(string name, string description, int defaultValue, int minimum = 1)
+    {
+        var option = new Option<int>(name) { Description = description, DefaultValueFactory = _ => defaultValue };
+        option.Validators.Add(r => { if (r.GetValueOrDefault<int>() < minimum) r.AddError($"{name} must be at least {minimum}, got {r.GetValueOrDefault<int>()}."); });
+        return option;
+    }
+
+    private static Option<int> NonNegative(string name, string description, int defaultValue) => Positive(name, description, defaultValue, minimum: 0);
+
+    private static Option<double> Real(string name, string description, double defaultValue, double minimum, double maximum = double.PositiveInfinity, bool exclusiveMinimum = false)
+    {
+        var option = new Option<double>(name) { Description = description, DefaultValueFactory = _ => defaultValue };
+        option.Validators.Add(r =>
+        {
+            double v = r.GetValueOrDefault<double>();
+            bool ok = (exclusiveMinimum ? v > minimum : v >= minimum) && v < maximum && !double.IsNaN(v);
+            if (!ok)
+            {
+                string range = $"{(exclusiveMinimum ? "(" : "[")}{minimum}, {(double.IsPositiveInfinity(maximum) ? "∞" : maximum.ToString(System.Globalization.CultureInfo.InvariantCulture))})";
+                r.AddError($"{name} must be in {range}, got {v}.");
+            }
+        });
+        return option;
+    }
+}

@@ -1,0 +1,188 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using TinyGpt;
+using TorchLoss;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TinyLM;
+
+/// <summary>One TinyLM run: load the corpus, train (or resume), evaluate on the whole validation split, sample, and write the outputs.</summary>
+public static class TinyLmApp
+{
+    /// <summary>Name of the checkpoint file in the output folder.</summary>
+    public const string CheckpointFile = "checkpoint.bin";
+
+    /// <summary>Runs TinyLM and returns the process exit code (0 = success).</summary>
+    public static int Run(TinyLmOptions options, ILoggerFactory loggers, TextWriter output, TextWriter error)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(loggers);
+        var log = loggers.CreateLogger("TinyLM");
+        try
+        {
+            TorchBackend.EnsureLoaded();
+            if (options.Threads > 0)
+                set_num_threads(options.Threads);
+            var data = CorpusData.Load(options);
+            string outDir = Path.GetFullPath(options.Out);
+            string checkpoint = Path.Combine(outDir, CheckpointFile);
+            if (options.Resume && !File.Exists(checkpoint))
+                throw new CorpusException($"--resume: there is no checkpoint at '{checkpoint}'.");
+            if (options.CompareBuiltin && (options.ZLoss > 0 || options.Smoothing == "other-classes"))
+                throw new CorpusException("--compare-builtin compares against nn.CrossEntropyLoss, which has neither z-loss nor other-classes smoothing; drop --z-loss / --smoothing other-classes.");
+            if (options.CompareBuiltin && options.Resume)
+                throw new CorpusException("--compare-builtin always trains both copies from scratch; it cannot be combined with --resume.");
+
+            var config = new GptConfig(data.Tokenizer.VocabSize, options.Context, options.Layers, options.Heads, options.Dim, options.Dropout);
+            var trainerOptions = new TrainerOptions
+            {
+                Steps = options.EffectiveSteps,
+                LearningRate = options.LearningRate,
+                MinLearningRate = options.MinLearningRate,
+                WarmupSteps = Math.Min(options.Warmup, options.EffectiveSteps),
+                WeightDecay = options.WeightDecay,
+                GradClip = options.GradClip,
+                AccumulationSteps = options.Accumulation,
+                Loss = options.LossOptions,
+                EvalInterval = options.EvalInterval,
+                LogInterval = options.LogInterval,
+                CheckpointInterval = options.CheckpointInterval,
+            };
+            trainerOptions.Validate();
+
+            log.LogInformation("corpus: {Corpus}; tokenizer: {Tokenizer}; {Train:N0} training and {Val:N0} validation tokens",
+                data.Description, data.Tokenizer.Name, data.Train.Length, data.Validation.Length);
+            if (data.Source is { } source)
+            {
+                log.LogInformation("source entropy rate H = {H:F4} nats/char: no model can do better; perplexity floor exp(H) = {Floor:F4}",
+                    source.EntropyRate, Math.Exp(source.EntropyRate));
+                log.LogInformation("on windows of {Context} characters that start without history the floor is {Windowed:F4} nats/char (the first {K} predictions of each window see fewer than {Order} characters)",
+                    options.Context, source.WindowedFloor(options.Context), source.Order - 1, source.Order);
+            }
+
+            manual_seed(options.Seed);
+            using var model = new Gpt(config);
+            log.LogInformation("model: {Layers} layers, {Heads} heads, {Dim} dims, context {Context}, vocabulary {Vocab}: {Params:N0} parameters; {Threads} torch threads",
+                config.Layers, config.Heads, config.Dim, config.ContextLength, config.VocabSize, model.ParameterCount, get_num_threads());
+
+            if (options.CompareBuiltin)
+                return BuiltinComparison.Run(options, model, trainerOptions, data, outDir, log, output);
+
+            using var trainer = new GptTrainer(model, trainerOptions);
+            using var batches = new RandomWindowBatches(data.Train, options.Batch, options.Context, (ulong)options.Seed);
+            string fingerprint = options.Fingerprint();
+            if (options.Resume)
+            {
+                var (stored, storedFingerprint) = Checkpoint.ReadHeader(checkpoint);
+                if (storedFingerprint != fingerprint)
+                    throw new CorpusException($"--resume: the checkpoint was written with different options.\n  checkpoint: {storedFingerprint}\n  now:        {fingerprint}");
+                Checkpoint.Load(checkpoint, trainer, batches);
+                log.LogInformation("resumed from {Path} at step {Step}/{Steps}", checkpoint, trainer.Step, trainerOptions.Steps);
+            }
+            Directory.CreateDirectory(outDir);
+
+            trainer.Fit(batches, () => SequentialWindows.Batches(data.Validation, options.Context, options.EvalBatch), new FitOptions
+            {
+                Logger = log,
+                CheckpointPath = checkpoint,
+                StopAfterStep = options.StopAfter,
+                Metadata = fingerprint,
+            });
+
+            var final = trainer.Step == trainerOptions.Steps && trainer.LastEvaluation is { } last
+                ? last
+                : trainer.Evaluate(SequentialWindows.Batches(data.Validation, options.Context, options.EvalBatch));
+            if (trainer.Step < trainerOptions.Steps)
+                log.LogInformation("stopped after step {Step} of {Steps}; continue with the same options and --resume", trainer.Step, trainerOptions.Steps);
+
+            string samples = Sample(model, data, options);
+            File.WriteAllText(Path.Combine(outDir, "samples.txt"), samples);
+            output.WriteLine();
+            output.WriteLine($"--- sample (temperature {options.Temperature.ToString(CultureInfo.InvariantCulture)}, top-k {options.TopK}) ---");
+            output.WriteLine(samples);
+            output.WriteLine("---");
+
+            MetricsCsv.Write(Path.Combine(outDir, "metrics.csv"), trainer.History);
+            var floor = data.Source is { } s ? (s.EntropyRate, "entropy rate H") : ((double, string)?)null;
+            if (trainer.History.Count > 0)
+                LossChart.Write(Path.Combine(outDir, "loss.png"), trainer.History, $"TinyLM on {Describe(options)}", floor);
+
+            var summary = Summarize(trainer, final, data, options, model);
+            if (data.Source is { } src)
+            {
+                double windowed = src.WindowedFloor(options.Context);
+                output.WriteLine($"validation cross-entropy {final.MeanNll:F4} nats/char = entropy rate H {src.EntropyRate:F4} + gap {final.MeanNll - src.EntropyRate:F4}");
+                output.WriteLine($"  of the gap, {windowed - src.EntropyRate:F4} is the cost of windows starting without history (unavoidable here), and");
+                output.WriteLine($"  {final.MeanNll - windowed:F4} is the KL divergence of the model from the source (plus sampling noise of a {final.Tokens:N0}-token split)");
+                output.WriteLine($"perplexity {final.Perplexity:F4} vs floor exp(H) = {Math.Exp(src.EntropyRate):F4}");
+            }
+            string path = summary.WriteTo(outDir);
+            output.WriteLine($"{path}:");
+            output.WriteLine(summary.ToJson());
+            return 0;
+        }
+        catch (Exception e) when (e is CorpusException or ArgumentException or InvalidDataException)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+    }
+
+    /// <summary>The run's summary.json contents.</summary>
+    private static RunSummary Summarize(GptTrainer trainer, EvaluationResult final, CorpusData data, TinyLmOptions options, Gpt model)
+    {
+        var extra = new Dictionary<string, object?>
+        {
+            ["corpus"] = data.Description,
+            ["tokenizer"] = data.Tokenizer.Name,
+            ["parameters"] = model.ParameterCount,
+            ["val_tokens"] = final.Tokens,
+            ["val_bits_per_token"] = final.MeanNll / Math.Log(2),
+            ["final_eval_seconds"] = Math.Round(final.Seconds, 3),
+            ["train_loss_mean_all_steps"] = trainer.TrainNllSum / trainer.TrainTokens,
+            ["options"] = options.Fingerprint(),
+        };
+        if (data.Source is { } source)
+        {
+            extra["entropy_rate"] = source.EntropyRate;
+            extra["perplexity_floor"] = Math.Exp(source.EntropyRate);
+            extra["windowed_floor"] = source.WindowedFloor(options.Context);
+            extra["gap_to_entropy_rate"] = final.MeanNll - source.EntropyRate;
+            extra["kl_estimate"] = final.MeanNll - source.WindowedFloor(options.Context);
+        }
+        return new RunSummary
+        {
+            ValLoss = final.MeanNll,
+            ValPerplexity = final.Perplexity,
+            TrainSeconds = Math.Round(trainer.TrainingSeconds, 2),
+            Steps = trainer.Step,
+            TokensPerSecond = Math.Round(trainer.TrainTokens / Math.Max(trainer.TrainingSeconds, 1e-9), 1),
+            Extra = extra,
+        };
+    }
+
+    private static string Sample(Gpt model, CorpusData data, TinyLmOptions options)
+    {
+        string prompt = options.Prompt ?? data.DefaultPrompt;
+        int[] promptIds;
+        try
+        {
+            promptIds = data.Tokenizer.Encode(prompt);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"--prompt cannot be encoded: {e.Message}", e);
+        }
+        if (promptIds.Length == 0)
+            promptIds = [data.Train[0]];
+        using var generator = new Generator((ulong)options.Seed);
+        using var scope = NewDisposeScope();
+        var ids = tensor(promptIds.Select(i => (long)i).ToArray()).unsqueeze(0);
+        var result = model.Generate(ids, options.SampleTokens, options.Temperature, options.TopK, generator);
+        return data.Tokenizer.Decode(result[0].data<long>().Select(i => (int)i));
+    }
+
+    private static string Describe(TinyLmOptions options) =>
+        (options.Corpus is null ? "the embedded Markov corpus" : Path.GetFileName(options.Corpus)) + $" ({options.Layers}L/{options.Heads}H/{options.Dim}D, context {options.Context})";
+}

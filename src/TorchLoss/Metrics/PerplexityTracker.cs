@@ -1,0 +1,414 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchLoss.Metrics;
+
+/// <summary>
+/// Token-weighted perplexity over many batches: exp(Σ NLL / Σ tokens), never the mean of per-batch or
+/// per-sequence perplexities, and always from the unsmoothed NLL (a label-smoothed loss inflates it).
+/// </summary>
+/// <remarks>
+/// <para>
+/// <b>No host synchronisation per update.</b> The totals are float64 / int64 tensors that live on the device of
+/// the first <see cref="Update(LossResult, long?, long?)"/> (CPU until then) and are added to in place, so a
+/// training step never waits for the GPU. Values are copied to the host only when a metric or snapshot is read,
+/// and cached until the next change.
+/// </para>
+/// <para>
+/// <b>Non-finite batches.</b> An update whose NLL sum is NaN or ±∞ is not folded into the totals (neither its
+/// NLL nor its tokens or text counts); it is counted in <see cref="SkippedBatches"/>. For tensor updates the check
+/// happens on the device: the tracker records the update numbers of skipped updates there and logs one warning
+/// naming them the next time values are read (or when the tracker is reset, restored, disposed, or merged into
+/// another tracker), so a tracker that is disposed without ever being read still logs them. The host overload <see cref="Update(double, long, long?, long?)"/> warns at once. The
+/// "step" in a warning is the update's 1-based number in this tracker (<see cref="Updates"/> after that update),
+/// which is the training step when you update once per step.
+/// </para>
+/// <para>
+/// <b>Windowed view.</b> Besides the cumulative totals the tracker keeps the last <see cref="WindowSize"/>
+/// updates; <see cref="WindowSnapshot"/> gives the same metrics over them, for training logs. The window is
+/// local: <see cref="Merge"/> combines the cumulative totals only, and <see cref="Restore"/> starts it empty.
+/// </para>
+/// <para>Not thread-safe. Dispose it: it owns tensors, which are kept out of any <see cref="DisposeScope"/>.</para>
+/// </remarks>
+/// <example>
+/// <code>
+/// using var tracker = new PerplexityTracker(logger);
+/// foreach (var (ids, mask) in batches)
+/// {
+///     using var scope = torch.NewDisposeScope();
+///     using var result = lossFn.Compute(model.forward(ids), ids, mask);
+///     result.Loss.backward();
+///     tracker.Update(result);   // no device-to-host copy here
+/// }
+/// Console.WriteLine($"perplexity {tracker.Perplexity:F2}");
+/// </code>
+/// </example>
+public sealed partial class PerplexityTracker : IDisposable
+{
+    /// <summary>The window length used when none is given: the last 100 updates.</summary>
+    public const int DefaultWindowSize = 100;
+
+    // Columns of the int64 count vectors.
+    private const int TokensColumn = 0;
+    private const int BytesColumn = 1;
+    private const int WordsColumn = 2;
+    private const int SkippedColumn = 3;
+    private const int CountColumns = 4;
+    private const int MaxStepsListed = 20;
+    private const int InitialPendingCapacity = 256;
+
+    private readonly ILogger _logger;
+    private readonly bool[] _windowHasBytes;
+    private readonly bool[] _windowHasWords;
+
+    private Device _device = CPU;
+    private bool _pinned;
+    private Tensor _nllSum;         // float64 scalar: Σ NLL of kept updates
+    private Tensor _counts;         // int64 [4]: Σ tokens, bytes, words of kept updates; number skipped
+    private Tensor _windowNll;      // float64 [W]: the NLL of each update in the window (0 when skipped)
+    private Tensor _windowCounts;   // int64 [W, 4]: the counts of each update in the window
+    private Tensor _pendingSkips;   // int64 [capacity]: per unchecked tensor update, its step if skipped, else 0
+    private long _pendingCount;
+    private long _updates;
+    private long _updatesWithBytes;
+    private long _updatesWithWords;
+    private long _windowUpdates;
+    private PerplexitySnapshot? _cached;
+    private PerplexitySnapshot? _cachedWindow;
+    private bool _disposed;
+
+    /// <summary>Creates an empty tracker.</summary>
+    /// <param name="logger">Receives the warnings about skipped non-finite batches; none when null.</param>
+    /// <param name="windowSize">How many recent updates <see cref="WindowSnapshot"/> covers; at least 1.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="windowSize"/> is below 1.</exception>
+    public PerplexityTracker(ILogger? logger = null, int windowSize = DefaultWindowSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(windowSize, 1);
+        TorchBackend.EnsureLoaded();
+        _logger = logger ?? NullLogger.Instance;
+        WindowSize = windowSize;
+        _windowHasBytes = new bool[windowSize];
+        _windowHasWords = new bool[windowSize];
+        _nllSum = Keep(zeros(Array.Empty<long>(), ScalarType.Float64));
+        _counts = Keep(zeros(CountColumns, ScalarType.Int64));
+        _windowNll = Keep(zeros(windowSize, ScalarType.Float64));
+        _windowCounts = Keep(zeros(windowSize, CountColumns, ScalarType.Int64));
+        _pendingSkips = Keep(zeros(InitialPendingCapacity, ScalarType.Int64));
+    }
+
+    /// <summary>How many recent updates <see cref="WindowSnapshot"/> covers.</summary>
+    public int WindowSize { get; }
+
+    /// <summary>Number of updates so far, skipped ones included (host-side; reading it never synchronises).</summary>
+    public long Updates
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _updates;
+        }
+    }
+
+    /// <summary>Σ counted tokens over the kept updates.</summary>
+    public long Tokens => Snapshot().Tokens;
+
+    /// <summary>Mean negative log-likelihood per token in nats: Σ NLL / Σ tokens; NaN with zero tokens.</summary>
+    public double MeanNll => Snapshot().MeanNll;
+
+    /// <summary>exp(<see cref="MeanNll"/>): +∞ when that overflows (mean NLL above ~709.78 nats), NaN with zero tokens; never throws.</summary>
+    public double Perplexity => Snapshot().Perplexity;
+
+    /// <summary><see cref="MeanNll"/> in bits (÷ ln 2); NaN with zero tokens.</summary>
+    public double BitsPerToken => Snapshot().BitsPerToken;
+
+    /// <summary>
+    /// Σ NLL / (ln 2 · Σ UTF-8 bytes), comparable across tokenizers; NaN unless every update reported its byte
+    /// count (see <see cref="Update(LossResult, long?, long?)"/>).
+    /// </summary>
+    public double BitsPerByte => Snapshot().BitsPerByte;
+
+    /// <summary>exp(Σ NLL / Σ words), comparable across tokenizers; NaN unless every update reported its word count.</summary>
+    public double WordPerplexity => Snapshot().WordPerplexity;
+
+    /// <summary>Updates left out of the totals because their NLL sum was NaN or ±∞.</summary>
+    public long SkippedBatches => Snapshot().SkippedBatches;
+
+    /// <summary>
+    /// Folds in one loss evaluation: its unsmoothed <see cref="LossResult.NllSum"/> and <see cref="LossResult.TokenCount"/>
+    /// (masked and ignored tokens are not in either), never the possibly smoothed <see cref="LossResult.Loss"/>.
+    /// Runs on the result's device without reading values back; <paramref name="result"/> stays owned by the caller.
+    /// </summary>
+    /// <param name="result">A loss result from <see cref="CausalLMLoss"/> or <see cref="TokenCrossEntropy"/>.</param>
+    /// <param name="utf8Bytes">Optional UTF-8 byte count of the text these tokens encode, for <see cref="BitsPerByte"/>.</param>
+    /// <param name="words">Optional whitespace-separated word count of that text, for <see cref="WordPerplexity"/>.</param>
+    /// <exception cref="ArgumentException">The result's totals are not scalars, or a count is negative.</exception>
+    public void Update(LossResult result, long? utf8Bytes = null, long? words = null)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        CheckTextCounts(utf8Bytes, words);
+        ThrowIfDisposed();
+        if (result.NllSum.numel() != 1 || result.TokenCount.numel() != 1)
+            throw new ArgumentException(
+                $"LossResult.NllSum and TokenCount must be scalars, got shapes [{string.Join(", ", result.NllSum.shape)}] and [{string.Join(", ", result.TokenCount.shape)}].",
+                nameof(result));
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        PinTo(result.NllSum.device);
+        var nll = result.NllSum.reshape(Array.Empty<long>()).to(ScalarType.Float64, _device);
+        var tokens = result.TokenCount.reshape(Array.Empty<long>()).to(ScalarType.Int64, _device);
+        var finite = nll.isfinite();
+        var kept = finite.to(ScalarType.Int64);
+        var skipped = 1 - kept;
+        var delta = stack([tokens * kept, kept * (utf8Bytes ?? 0), kept * (words ?? 0), skipped]);
+        long step = Record(utf8Bytes, words);
+        Fold(nll.masked_fill(finite.logical_not(), 0.0), delta);
+        RecordPendingSkip(skipped * step);
+    }
+
+    /// <summary>
+    /// Folds in totals computed elsewhere on the host: <paramref name="nllSum"/> nats over <paramref name="tokenCount"/>
+    /// tokens. A NaN or ±∞ <paramref name="nllSum"/> is skipped, counted and logged at once.
+    /// </summary>
+    /// <param name="nllSum">Σ unsmoothed negative log-likelihood in nats; not negative.</param>
+    /// <param name="tokenCount">Number of tokens it covers; not negative, and 0 only with a zero NLL sum.</param>
+    /// <param name="utf8Bytes">Optional UTF-8 byte count of the text these tokens encode, for <see cref="BitsPerByte"/>.</param>
+    /// <param name="words">Optional whitespace-separated word count of that text, for <see cref="WordPerplexity"/>.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A value is negative, or there is NLL without tokens.</exception>
+    public void Update(double nllSum, long tokenCount, long? utf8Bytes = null, long? words = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(tokenCount);
+        CheckTextCounts(utf8Bytes, words);
+        bool finite = double.IsFinite(nllSum);
+        if (finite && nllSum < 0)
+            throw new ArgumentOutOfRangeException(nameof(nllSum), nllSum, "A negative log-likelihood sum cannot be negative.");
+        if (finite && tokenCount == 0 && nllSum != 0)
+            throw new ArgumentOutOfRangeException(nameof(nllSum), nllSum, "An NLL sum over zero tokens must be 0.");
+        ThrowIfDisposed();
+
+        using var scope = NewDisposeScope();
+        long[] delta = finite ? [tokenCount, utf8Bytes ?? 0, words ?? 0, 0] : [0, 0, 0, 1];
+        long step = Record(utf8Bytes, words);
+        Fold(tensor(finite ? nllSum : 0.0, ScalarType.Float64, _device), tensor(delta, device: _device));
+        if (!finite) LogSkippedUpdate(_logger, step, nllSum);
+    }
+
+    /// <summary>
+    /// Adds another tracker's cumulative totals to this one, e.g. from data-parallel workers or evaluation shards:
+    /// computing after merging equals computing over the union of their updates. <paramref name="other"/> is unchanged
+    /// (its pending skip warnings are logged first); it may live on another device. The window is not merged.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="other"/> is this tracker.</exception>
+    public void Merge(PerplexityTracker other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (ReferenceEquals(other, this))
+            throw new ArgumentException("A tracker cannot be merged into itself; that would count every update twice.", nameof(other));
+        ThrowIfDisposed();
+        other.ThrowIfDisposed();
+        other.FlushSkipWarnings();
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        if (other._pinned) PinTo(other._device);
+        _nllSum.add_(other._nllSum.to(_device));
+        _counts.add_(other._counts.to(_device));
+        _updates += other._updates;
+        _updatesWithBytes += other._updatesWithBytes;
+        _updatesWithWords += other._updatesWithWords;
+        _cached = null;
+    }
+
+    /// <summary>Clears all totals and the window (pending skip warnings are logged first); the device stays.</summary>
+    public void Reset()
+    {
+        ThrowIfDisposed();
+        FlushSkipWarnings();
+        using var scope = NewDisposeScope();   // in-place ops hand back new handles; let the scope free them
+        _nllSum.zero_();
+        _counts.zero_();
+        ClearWindow();
+        _updates = 0;
+        _updatesWithBytes = 0;
+        _updatesWithWords = 0;
+        _cached = null;
+    }
+
+    /// <summary>The cumulative totals as a serialisable value. Reads the device (once; cached until the next change).</summary>
+    public PerplexitySnapshot Snapshot()
+    {
+        ThrowIfDisposed();
+        FlushSkipWarnings();
+        if (_cached is null)
+        {
+            using var scope = NewDisposeScope();
+            double nll = _nllSum.cpu().item<double>();
+            long[] counts = _counts.cpu().data<long>().ToArray();
+            _cached = ToSnapshot(_updates, nll, counts, _updatesWithBytes == _updates, _updatesWithWords == _updates);
+        }
+        return _cached;
+    }
+
+    /// <summary>The same metrics over the last <see cref="WindowSize"/> updates only (fewer at the start). Reads the device.</summary>
+    public PerplexitySnapshot WindowSnapshot()
+    {
+        ThrowIfDisposed();
+        FlushSkipWarnings();
+        if (_cachedWindow is null)
+        {
+            using var scope = NewDisposeScope();
+            int filled = (int)Math.Min(_windowUpdates, WindowSize);
+            double nll = _windowNll.sum().cpu().item<double>();
+            long[] counts = _windowCounts.sum(dim: 0).cpu().data<long>().ToArray();
+            bool allBytes = _windowHasBytes.AsSpan(0, filled).IndexOf(false) < 0;
+            bool allWords = _windowHasWords.AsSpan(0, filled).IndexOf(false) < 0;
+            _cachedWindow = ToSnapshot(filled, nll, counts, allBytes, allWords);
+        }
+        return _cachedWindow;
+    }
+
+    /// <summary>
+    /// Replaces the totals with <paramref name="snapshot"/>'s, e.g. when resuming from a checkpoint; later updates
+    /// continue its step numbering. The window starts empty.
+    /// </summary>
+    /// <exception cref="ArgumentException">The snapshot's totals are impossible: negative counts, a negative or non-finite NLL sum, NLL without tokens, or totals without updates.</exception>
+    public void Restore(PerplexitySnapshot snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        if (snapshot.Updates < 0 || snapshot.Tokens < 0 || snapshot.SkippedBatches < 0 || snapshot.Utf8Bytes < 0 || snapshot.Words < 0
+            || snapshot.SkippedBatches > snapshot.Updates || !double.IsFinite(snapshot.NllSum) || snapshot.NllSum < 0
+            || (snapshot.Tokens == 0 && snapshot.NllSum != 0)
+            || (snapshot.Updates == 0 && (snapshot.Tokens != 0 || snapshot.Utf8Bytes is not null || snapshot.Words is not null)))
+            throw new ArgumentException($"The snapshot is not a valid set of totals: {snapshot}.", nameof(snapshot));
+        ThrowIfDisposed();
+        FlushSkipWarnings();
+
+        using var scope = NewDisposeScope();
+        _nllSum.fill_(snapshot.NllSum);
+        _counts.copy_(tensor(new[] { snapshot.Tokens, snapshot.Utf8Bytes ?? 0, snapshot.Words ?? 0, snapshot.SkippedBatches }));
+        ClearWindow();
+        _updates = snapshot.Updates;
+        _updatesWithBytes = snapshot.Utf8Bytes is null ? 0 : snapshot.Updates;
+        _updatesWithWords = snapshot.Words is null ? 0 : snapshot.Updates;
+        _cached = null;
+    }
+
+    /// <summary>Logs any pending skip warnings and frees the tensors.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        FlushSkipWarnings();
+        _disposed = true;
+        _nllSum.Dispose();
+        _counts.Dispose();
+        _windowNll.Dispose();
+        _windowCounts.Dispose();
+        _pendingSkips.Dispose();
+    }
+
+    private static PerplexitySnapshot ToSnapshot(long updates, double nll, long[] counts, bool allBytes, bool allWords) =>
+        new(updates, counts[TokensColumn], nll, counts[SkippedColumn],
+            allBytes && updates > 0 ? counts[BytesColumn] : null,
+            allWords && updates > 0 ? counts[WordsColumn] : null);
+
+    private static void CheckTextCounts(long? utf8Bytes, long? words)
+    {
+        if (utf8Bytes < 0) throw new ArgumentOutOfRangeException(nameof(utf8Bytes), utf8Bytes, "A byte count cannot be negative.");
+        if (words < 0) throw new ArgumentOutOfRangeException(nameof(words), words, "A word count cannot be negative.");
+    }
+
+    private static Tensor Keep(Tensor t) => t.DetachFromDisposeScope();
+
+    /// <summary>Counts the update on the host and returns its 1-based step number.</summary>
+    private long Record(long? utf8Bytes, long? words)
+    {
+        int slot = (int)(_windowUpdates % WindowSize);
+        _windowHasBytes[slot] = utf8Bytes is not null;
+        _windowHasWords[slot] = words is not null;
+        _windowUpdates++;
+        if (utf8Bytes is not null) _updatesWithBytes++;
+        if (words is not null) _updatesWithWords++;
+        _cached = null;
+        _cachedWindow = null;
+        return ++_updates;
+    }
+
+    /// <summary>Adds one update's folded NLL (float64 scalar) and counts (int64 [4]) to the totals and its window slot.</summary>
+    private void Fold(Tensor nll, Tensor delta)
+    {
+        _nllSum.add_(nll);
+        _counts.add_(delta);
+        long slot = (_windowUpdates - 1) % WindowSize;
+        _windowNll[slot].copy_(nll);
+        _windowCounts[slot].copy_(delta);
+    }
+
+    private void RecordPendingSkip(Tensor skippedStep)
+    {
+        if (_pendingCount == _pendingSkips.shape[0])
+        {
+            var grown = Keep(zeros(2 * _pendingCount, ScalarType.Int64, _device));
+            grown[TensorIndex.Slice(0, _pendingCount)].copy_(_pendingSkips);
+            _pendingSkips.Dispose();
+            _pendingSkips = grown;
+        }
+        _pendingSkips[_pendingCount].copy_(skippedStep);
+        _pendingCount++;
+    }
+
+    /// <summary>Reads the pending skip records (one device read) and logs the steps of skipped updates.</summary>
+    private void FlushSkipWarnings()
+    {
+        if (_pendingCount == 0) return;
+        using var scope = NewDisposeScope();
+        var pending = _pendingSkips[TensorIndex.Slice(0, _pendingCount)];
+        long[] steps = pending.masked_select(pending.ne(0)).cpu().data<long>().ToArray();
+        _pendingCount = 0;
+        if (steps.Length == 0) return;
+        string listed = string.Join(", ", steps.Take(MaxStepsListed)) + (steps.Length > MaxStepsListed ? ", …" : "");
+        LogSkippedUpdates(_logger, steps.Length, listed);
+    }
+
+    /// <summary>Moves the state to <paramref name="device"/> at the first tensor update; later ones are copied to the state's device.</summary>
+    private void PinTo(Device device)
+    {
+        if (_pinned) return;
+        _pinned = true;
+        if (device.type == _device.type && device.index == _device.index) return;
+        _nllSum = MoveTo(_nllSum, device);
+        _counts = MoveTo(_counts, device);
+        _windowNll = MoveTo(_windowNll, device);
+        _windowCounts = MoveTo(_windowCounts, device);
+        _pendingSkips = MoveTo(_pendingSkips, device);
+        _device = device;
+    }
+
+    private static Tensor MoveTo(Tensor t, Device device)
+    {
+        var moved = Keep(t.to(device));
+        t.Dispose();
+        return moved;
+    }
+
+    private void ClearWindow()
+    {
+        _windowNll.zero_();
+        _windowCounts.zero_();
+        Array.Clear(_windowHasBytes);
+        Array.Clear(_windowHasWords);
+        _windowUpdates = 0;
+        _cachedWindow = null;
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning,
+        Message = "Perplexity tracker skipped update {Step}: its NLL sum {NllSum} is not finite, so it is left out of the totals.")]
+    private static partial void LogSkippedUpdate(ILogger logger, long step, double nllSum);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning,
+        Message = "Perplexity tracker skipped {Count} update(s) whose NLL sum was not finite, at step(s) {Steps}; they are left out of the totals.")]
+    private static partial void LogSkippedUpdates(ILogger logger, int count, string steps);
+}
