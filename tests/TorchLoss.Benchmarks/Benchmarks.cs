@@ -64,6 +64,10 @@ public class TargetCaseBenchmarks
     /// <summary>One copy of the logits: one read and one write.</summary>
     [Benchmark]
     public void CopyLogits() => _workload.CopyLogits();
+
+    /// <summary>One copy of the logits into a new tensor (first touch of fresh pages included).</summary>
+    [Benchmark]
+    public void CloneLogits() => _workload.CloneLogits();
 }
 
 /// <summary>Output head + loss at N = 4096, d = 512, V = 50257, ε = 0.1: plain vs chunked.</summary>

@@ -76,6 +76,16 @@ public sealed class CrossEntropyWorkload : IDisposable
         _copyDestination.copy_(_logits);
     }
 
+    /// <summary>
+    /// One copy of the logits into a new tensor: the floor for any operation that returns a fresh [N, V] result,
+    /// since the operating system maps and zeroes the new pages on first touch.
+    /// </summary>
+    public void CloneLogits()
+    {
+        using var _ = no_grad();
+        _logits.clone().Dispose();
+    }
+
     /// <summary>Frees the tensors and modules.</summary>
     public void Dispose()
     {

@@ -19,6 +19,7 @@ public static class Cases
             new("TorchLoss fused", w => ((CrossEntropyWorkload)w).TorchLossFused()),
             new("TorchLoss libtorch", w => ((CrossEntropyWorkload)w).TorchLossLibTorch()),
             new("copy", w => ((CrossEntropyWorkload)w).CopyLogits()),
+            new("clone", w => ((CrossEntropyWorkload)w).CloneLogits()),
         ]);
 
     /// <summary>Plain head + cross_entropy vs <see cref="ChunkedLinearCrossEntropy"/>.</summary>
