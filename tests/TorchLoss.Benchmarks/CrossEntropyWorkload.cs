@@ -24,7 +24,8 @@ public sealed class CrossEntropyWorkload : IDisposable
     {
         _epsilon = epsilon;
         var gen = new Generator(42);
-        _logits = (randn([rows, classes], generator: gen) * 2).requires_grad_(true);
+        // Scaled in place, so set-up does not leave a second [N, V] tensor in the peak-memory figure.
+        _logits = randn([rows, classes], generator: gen).mul_(2).requires_grad_(true);
         var target = randint(0, classes, [rows], generator: gen);
         _target = target.masked_fill(rand([rows], generator: gen).lt(ignoredFraction), -100);
         target.Dispose();

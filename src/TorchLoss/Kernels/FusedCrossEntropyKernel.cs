@@ -88,7 +88,7 @@ internal static class FusedCrossEntropyKernel
                 long target = a.Targets[row];
                 double targetLogit = double.CreateTruncating(x[(int)target]);
                 double rowScale = a.GradientScale * (a.RowGradientScale == null ? 1.0 : double.CreateTruncating(a.RowGradientScale[row]));
-                RowStatistics(x, g, scratch, blockMax, blockSum, blocks, block, a.Epsilon > 0, out double lse, out double sumLogits);
+                RowStatistics(x, g, scratch, blockMax, blockSum, blocks, block, out double lse, out double sumLogits);
 
                 double nll = lse - targetLogit;
                 double zLoss = a.ZLossWeight * lse * lse;
@@ -124,7 +124,7 @@ internal static class FusedCrossEntropyKernel
     /// (or in the scratch buffer when no gradient is wanted) and the block maxima in <paramref name="blockMax"/>.
     /// </summary>
     private static void RowStatistics<T>(
-        ReadOnlySpan<T> x, Span<T> g, T[]? scratch, double[] blockMax, double[] blockSum, int blocks, int block, bool sumLogitsWanted,
+        ReadOnlySpan<T> x, Span<T> g, T[]? scratch, double[] blockMax, double[] blockSum, int blocks, int block,
         out double lse, out double sumLogits) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int classes = x.Length;
@@ -136,7 +136,7 @@ internal static class FusedCrossEntropyKernel
             int length = Math.Min(block, classes - start);
             var xb = x.Slice(start, length);
             // Σ x must be read before the block is overwritten when the gradient aliases the logits.
-            T m = RowPrimitives.MaxAndSum(xb, sumLogitsWanted, out T blockLogitSum);
+            T m = RowPrimitives.MaxAndSum(xb, out T blockLogitSum);
             sumLogits += double.CreateTruncating(blockLogitSum);
             var eb = g.IsEmpty ? scratch.AsSpan(0, length) : g.Slice(start, length);
             double mb = double.CreateTruncating(m);

@@ -11,8 +11,9 @@ namespace TorchLoss.Kernels;
 /// </summary>
 internal static class RowPrimitives
 {
-    /// <summary>The maximum of <paramref name="x"/> (NaN if any is NaN) and, when asked, Σ x.</summary>
-    public static T MaxAndSum<T>(ReadOnlySpan<T> x, bool wantSum, out T sum) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>The maximum of <paramref name="x"/> (NaN if any is NaN) and Σ x, in one read.</summary>
+    /// <remarks>The sum is always computed: it costs one add per vector and is how a NaN is detected.</remarks>
+    public static T MaxAndSum<T>(ReadOnlySpan<T> x, out T sum) where T : unmanaged, IFloatingPointIeee754<T>
     {
         T max = T.NegativeInfinity;
         sum = T.Zero;
@@ -38,16 +39,16 @@ internal static class RowPrimitives
             }
             var mv = Vector.Max(m0, m1);
             for (int lane = 0; lane < Vector<T>.Count; lane++) max = Max(max, mv[lane]);
-            if (wantSum) sum = Vector.Sum(s0 + s1);
+            sum = Vector.Sum(s0 + s1);
             i = vectors.Length * Vector<T>.Count;
         }
         for (; i < x.Length; i++)
         {
             max = Max(max, x[i]);
-            if (wantSum) sum += x[i];
+            sum += x[i];
         }
         // Vector.Max does not propagate NaN; the sum does.
-        if (wantSum ? T.IsNaN(sum) : HasNaN(x)) max = T.NaN;
+        if (T.IsNaN(sum)) max = T.NaN;
         return max;
     }
 
@@ -115,11 +116,4 @@ internal static class RowPrimitives
     }
 
     private static T Max<T>(T a, T b) where T : IFloatingPointIeee754<T> => b > a ? b : a;
-
-    private static bool HasNaN<T>(ReadOnlySpan<T> x) where T : IFloatingPointIeee754<T>
-    {
-        foreach (var v in x)
-            if (T.IsNaN(v)) return true;
-        return false;
-    }
 }
