@@ -8,17 +8,25 @@ namespace TorchLoss.Benchmarks;
 /// </summary>
 public static class PairedRunner
 {
-    /// <summary>Times every case and prints a Markdown table.</summary>
+    private const double MinimumSeconds = 20;
+    private const int MaximumRepetitions = 41;
+
+    /// <summary>Times every case (at least <paramref name="repetitions"/> rounds) and prints a Markdown table.</summary>
     public static void Run(IEnumerable<Case> cases, int repetitions, TextWriter output)
     {
-        output.WriteLine("| case | variant | median ms | ratio to first (median of pairs) |");
-        output.WriteLine("| --- | --- | ---: | ---: |");
+        output.WriteLine("| case | variant | median ms | ratio to first (median of pairs) | repetitions |");
+        output.WriteLine("| --- | --- | ---: | ---: | ---: |");
         foreach (var c in cases)
         {
             using var workload = c.Create();
             var times = c.Variants.Select(_ => new List<double>()).ToArray();
-            foreach (var v in c.Variants) v.Run(workload); // warm-up: JIT, allocator, thread pools
-            for (int r = 0; r < repetitions; r++)
+            // Warm-up (JIT, allocator, thread pools), which also tells how long one round takes: cheap cases get
+            // more repetitions, up to about MinimumSeconds of rounds, so their medians are as stable as the slow ones'.
+            var warmUp = Stopwatch.StartNew();
+            foreach (var v in c.Variants) v.Run(workload);
+            double roundSeconds = Math.Max(warmUp.Elapsed.TotalSeconds, 1e-3);
+            int rounds = Math.Clamp((int)Math.Ceiling(MinimumSeconds / roundSeconds), repetitions, MaximumRepetitions);
+            for (int r = 0; r < rounds; r++)
             {
                 for (int k = 0; k < c.Variants.Count; k++)
                 {
@@ -31,7 +39,7 @@ public static class PairedRunner
             for (int i = 0; i < c.Variants.Count; i++)
             {
                 var ratios = times[i].Zip(times[0], (a, b) => a / b).ToList();
-                output.WriteLine($"| {c.Name} | {c.Variants[i].Name} | {Median(times[i]):F1} | {Median(ratios):F3} |");
+                output.WriteLine($"| {c.Name} | {c.Variants[i].Name} | {Median(times[i]):F1} | {Median(ratios):F3} | {times[i].Count} |");
             }
             output.Flush();
         }
