@@ -1,0 +1,78 @@
+using Microsoft.ML.Tokenizers;
+using TorchLoss.Sft;
+using TorchSharp;
+using static TorchLoss.Tests.Sft.SftTestKit;
+using static TorchSharp.torch;
+
+namespace TorchLoss.Tests.Sft;
+
+/// <summary>The end-to-end property: CausalLMLoss on a batch built here counts exactly the assistant tokens.</summary>
+public class SftLossIntegrationTests
+{
+    private static readonly ChatMessage[][] Chats =
+    [
+        [S("You are terse."), U("hello"), A("hi there")],
+        [U("What is 2+2?"), A("4"), U("And 3+3?"), A("6.")],
+        [U("Name a colour"), A("blue")],
+    ];
+
+    /// <summary>Tokens whose characters overlap an assistant content or end-of-turn span, computed independently of the builder.</summary>
+    private static int AssistantTokenCount(Tokenizer tokenizer, ChatTemplate template, ChatMessage[] chat)
+    {
+        var rendered = template.Render(chat);
+        var spans = rendered.Messages.Where(m => m.Role == ChatRole.Assistant).SelectMany(m => new[] { m.Content, m.EndOfTurn }).ToList();
+        var tokens = tokenizer.EncodeToTokens(rendered.Text, out _);
+        return tokens.Count(t =>
+        {
+            var (start, length) = t.Offset.GetOffsetAndLength(rendered.Text.Length);
+            return spans.Any(s => s.Overlaps(start, start + length));
+        });
+    }
+
+    public static TheoryData<string, string> Cases() => new() { { "chars", "plain" }, { "chars", "chatml" }, { "gpt2", "plain" }, { "gpt2", "chatml" } };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void CausalLMLossCountsExactlyTheAssistantTokens(string tokenizerName, string templateName)
+    {
+        Tokenizer tokenizer = tokenizerName == "gpt2" ? Gpt2 : Chars;
+        int vocabulary = tokenizerName == "gpt2" ? 50257 : Chars.VocabularySize;
+        var template = templateName == "plain" ? ChatTemplate.Plain : ChatTemplate.ChatML;
+        var examples = Chats.Select(Builder(tokenizer, template).Build).ToList();
+        int expected = Chats.Sum(c => AssistantTokenCount(tokenizer, template, c));
+
+        using var scope = NewDisposeScope();
+        using var loss = new CausalLMLoss();
+        var batch = new SftCollator(padTokenId: 0).Collate(examples);
+        manual_seed(1);
+        var logits = randn(batch.InputIds.shape[0], batch.InputIds.shape[1], vocabulary);
+        var result = loss.Compute(logits, batch.Labels);
+        Assert.Equal(expected, result.TokenCount.item<long>());
+        Assert.Equal(expected, loss.CountTokens(batch.Labels));
+        Assert.Equal(expected, batch.TrainedTokenCount);
+        Assert.True(double.IsFinite(result.Loss.item<float>()));
+
+        var packer = new SequencePacker(rowLength: examples.Max(e => e.Length) + 8, padTokenId: 0);
+        var packed = packer.ToBatch(packer.Pack(examples));
+        var packedLogits = randn(packed.InputIds.shape[0], packed.InputIds.shape[1], vocabulary);
+        Assert.Equal(expected, loss.Compute(packedLogits, packed.Labels).TokenCount.item<long>());
+    }
+
+    [Fact]
+    public void TheLossIsTheMeanNllOfEachAssistantTokenGivenTheTokenBeforeIt()
+    {
+        // Guards against shifting twice: logits at t must be scored against the token at t+1, once.
+        var example = Builder(Chars, ChatTemplate.Plain).Build([U("hello"), A("hi")]);
+        using var scope = NewDisposeScope();
+        var batch = new SftCollator(0).Collate([example]);
+        manual_seed(2);
+        var logits = randn(1, example.Length, Chars.VocabularySize);
+        using var loss = new CausalLMLoss();
+        var actual = loss.forward(logits, batch.Labels).item<float>();
+        var logProbs = nn.functional.log_softmax(logits[0], 1);
+        double sum = 0;
+        for (int t = 1; t < example.Length; t++)
+            if (example.IsTrained(t)) sum -= logProbs[t - 1, example.InputIds[t]].item<float>();
+        Assert.Equal(sum / example.TrainedTokenCount, actual, 4);
+    }
+}

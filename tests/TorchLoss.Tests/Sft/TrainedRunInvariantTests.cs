@@ -1,0 +1,71 @@
+using Microsoft.ML.Tokenizers;
+using TorchLoss.Sft;
+using static TorchLoss.Tests.Sft.SftTestKit;
+
+namespace TorchLoss.Tests.Sft;
+
+/// <summary>
+/// The validation property, for both tokenizers and both templates over awkward texts: each trained run
+/// decodes to exactly one assistant content plus its end-of-turn marker, preceded at most by the header
+/// character that a straddling token merged into the answer's first token (and, with TrainEndOfTurn off,
+/// followed at most by the marker character that the answer's last token swallowed).
+/// </summary>
+public class TrainedRunInvariantTests
+{
+    private static readonly string[] Answers =
+    [
+        "hi", "Hello, world!", " leading space", "trailing space ", "42", "'quoted'", "a:b", "x+y=z", "",
+        "User: I am not the user", "Assistant: nor the header", "<|im_start|>assistant", "ok?", "  two spaces",
+    ];
+
+    public static TheoryData<string, string> Cases()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var tokenizer in new[] { "chars", "gpt2" })
+            foreach (var template in new[] { "plain", "chatml", "plain-nospace" })
+                data.Add(tokenizer, template);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void TrainedRunsDecodeToTheAnswersAndTheirEndOfTurnMarkers(string tokenizerName, string templateName)
+    {
+        Tokenizer tokenizer = tokenizerName == "gpt2" ? Gpt2 : Chars;
+        var template = templateName switch
+        {
+            "plain" => ChatTemplate.Plain,
+            "chatml" => ChatTemplate.ChatML,
+            _ => ChatTemplate.Plain with { AssistantHeader = "Assistant:", UserHeader = "User:" },
+        };
+        var answers = templateName == "chatml" ? Answers.Where(a => !a.Contains("<|im_end|>")).ToArray() : Answers;
+        foreach (bool trainEnd in new[] { true, false })
+        {
+            var builder = Builder(tokenizer, template, new SftOptions { MaxLength = 4096, TrainEndOfTurn = trainEnd });
+            for (int k = 0; k + 1 < answers.Length; k++)
+            {
+                string first = answers[k], second = answers[k + 1];
+                if (!trainEnd && (first.Length == 0 || second.Length == 0)) continue;
+                var chat = new[] { S("sys"), U("question " + k), A(first), U("more?"), A(second) };
+                var example = builder.Build(chat);
+                var runs = TrainedTexts(tokenizer, example);
+                Assert.Equal(2, runs.Count);
+                for (int r = 0; r < 2; r++)
+                {
+                    var answer = r == 0 ? first : second;
+                    int at = runs[r].IndexOf(answer, StringComparison.Ordinal);
+                    Assert.True(at >= 0, $"run \"{runs[r]}\" lacks the answer \"{answer}\"");
+                    var before = runs[r][..at];
+                    var after = runs[r][(at + answer.Length)..];
+                    // A straddling token may bring at most the header's last character before the answer ...
+                    Assert.True(before.Length <= 1 && template.AssistantHeader.EndsWith(before, StringComparison.Ordinal), $"\"{before}\" before the answer");
+                    // ... and after it the whole end-of-turn marker when it is trained, else at most a straddled first character of it.
+                    if (trainEnd)
+                        Assert.Equal(template.EndOfTurn, after);
+                    else
+                        Assert.True(after.Length <= 1 && template.EndOfTurn.StartsWith(after, StringComparison.Ordinal), $"\"{after}\" after the answer");
+                }
+            }
+        }
+    }
+}
