@@ -49,13 +49,14 @@ public static class Program
         var sampleTokens = IntOption("--sample-tokens", "Tokens to generate after the prompt.", d.SampleTokens);
         var temperature = RealOption("--temperature", "Sampling temperature (0 = always the most likely token).", d.Temperature);
         var topK = IntOption("--top-k", "Sample among the k most likely tokens (0 = all).", d.TopK);
+        var fusedHead = new Option<bool>("--fused-head") { Description = "Fuse the output head with the loss (TorchLoss's ChunkedLinearCrossEntropy): the [B, T, V] logits are never materialised, which saves memory and time with GPT-2's 50,257-token vocabulary." };
         var threads = IntOption("--threads", "Torch intra-op threads (0 = one per core).", d.Threads);
 
         var root = new RootCommand("TinyLM: train a tiny GPT language model with TorchLoss and watch its loss and perplexity fall.")
         {
             corpus, tokenizer, layers, heads, dim, context, batch, accumulation, steps, lr, minLr, warmup, weightDecay, gradClip,
             dropout, labelSmoothing, smoothing, zLoss, seed, evalInterval, evalBatch, logInterval, checkpointInterval, outDir,
-            resume, stopAfter, compareBuiltin, prompt, sampleTokens, temperature, topK, threads,
+            resume, stopAfter, compareBuiltin, prompt, sampleTokens, temperature, topK, fusedHead, threads,
         };
         root.SetAction(r =>
         {
@@ -69,7 +70,7 @@ public static class Program
                 EvalInterval = r.GetValue(evalInterval), EvalBatch = r.GetValue(evalBatch), LogInterval = r.GetValue(logInterval),
                 CheckpointInterval = r.GetValue(checkpointInterval), Out = r.GetValue(outDir)!, Resume = r.GetValue(resume),
                 StopAfter = r.GetValue(stopAfter), CompareBuiltin = r.GetValue(compareBuiltin), Prompt = r.GetValue(prompt),
-                SampleTokens = r.GetValue(sampleTokens), Temperature = r.GetValue(temperature), TopK = r.GetValue(topK), Threads = r.GetValue(threads),
+                SampleTokens = r.GetValue(sampleTokens), Temperature = r.GetValue(temperature), TopK = r.GetValue(topK), FusedHead = r.GetValue(fusedHead), Threads = r.GetValue(threads),
             };
             var problems = options.Validate();
             if (problems.Count > 0)

@@ -31,6 +31,8 @@ public static class TinyLmApp
                 throw new CorpusException($"--resume: there is no checkpoint at '{checkpoint}'.");
             if (options.CompareBuiltin && (options.ZLoss > 0 || options.Smoothing == "other-classes"))
                 throw new CorpusException("--compare-builtin compares against nn.CrossEntropyLoss, which has neither z-loss nor other-classes smoothing; drop --z-loss / --smoothing other-classes.");
+            if (options.CompareBuiltin && options.FusedHead)
+                throw new CorpusException("--compare-builtin compares the plain head's logits with nn.CrossEntropyLoss; drop --fused-head.");
             if (options.CompareBuiltin && options.Resume)
                 throw new CorpusException("--compare-builtin always trains both copies from scratch; it cannot be combined with --resume.");
 
@@ -69,7 +71,8 @@ public static class TinyLmApp
             if (options.CompareBuiltin)
                 return BuiltinComparison.Run(options, model, trainerOptions, data, outDir, log, output);
 
-            using var trainer = new GptTrainer(model, trainerOptions);
+            using var fusedLoss = options.FusedHead ? new FusedHeadTrainingLoss(options.LossOptions) : null;
+            using var trainer = new GptTrainer(model, trainerOptions, fusedLoss);
             using var batches = new RandomWindowBatches(data.Train, options.EffectiveBatch, options.Context, (ulong)options.Seed);
             string fingerprint = options.Fingerprint();
             if (options.Resume)
@@ -142,6 +145,8 @@ public static class TinyLmApp
             ["final_eval_seconds"] = Math.Round(final.Seconds, 3),
             ["train_loss_mean_all_steps"] = trainer.TrainNllSum / trainer.TrainTokens,
             ["options"] = options.Fingerprint(),
+            ["fused_head"] = options.FusedHead,
+            ["peak_resident_mib"] = PeakResidentMiB(),
         };
         if (data.Source is { } source)
         {
@@ -160,6 +165,15 @@ public static class TinyLmApp
             TokensPerSecond = Math.Round(trainer.TrainTokens / Math.Max(trainer.TrainingSeconds, 1e-9), 1),
             Extra = extra,
         };
+    }
+
+    /// <summary>The process's peak resident set (VmHWM, native tensors included) in MiB; null where /proc is missing.</summary>
+    private static double? PeakResidentMiB()
+    {
+        const string status = "/proc/self/status";
+        if (!File.Exists(status)) return null;
+        var line = File.ReadLines(status).FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        return line is null ? null : Math.Round(double.Parse(line[6..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024, 1);
     }
 
     private static string Sample(Gpt model, CorpusData data, TinyLmOptions options)

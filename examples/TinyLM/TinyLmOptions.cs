@@ -105,6 +105,9 @@ public sealed record TinyLmOptions
     /// <summary>Sample among the k most likely tokens (0 = all).</summary>
     public int TopK { get; init; } = 20;
 
+    /// <summary>Fuse the output head with the loss (<see cref="ChunkedLinearCrossEntropy"/>): the logits are never materialised.</summary>
+    public bool FusedHead { get; init; }
+
     /// <summary>Intra-op threads for torch (0 = torch's default, one per core).</summary>
     public int Threads { get; init; }
 

@@ -107,9 +107,15 @@ public sealed class GptTrainer : IDisposable
                 lossSum += loss.item<float>();
                 nllSum += nll.item<double>();
             }
-            double gradNorm = nn.utils.clip_grad_norm_(Model.parameters(), Options.GradClip > 0 ? Options.GradClip : double.MaxValue);
-            optimizer.step();
-            optimizer.zero_grad();
+            double gradNorm;
+            // The optimiser's step and zero_grad wrap each parameter's gradient in a new tensor handle; the scope
+            // disposes those handles (the optimiser's own state is kept outside any scope), so steps leak nothing.
+            using (NewDisposeScope())
+            {
+                gradNorm = nn.utils.clip_grad_norm_(Model.parameters(), Options.GradClip > 0 ? Options.GradClip : double.MaxValue);
+                optimizer.step();
+                optimizer.zero_grad();
+            }
             Step++;
             trainPerplexity.Update(nllSum, normalizer);
             history.Add(new MetricsRow(Step, lr, nllSum / normalizer, null, TrainingSeconds));

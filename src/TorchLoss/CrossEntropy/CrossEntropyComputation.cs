@@ -12,6 +12,9 @@ internal static class CrossEntropyComputation
 {
     public static LossResult Compute(Tensor logits, Tensor target, Tensor counted, CrossEntropyOptions options, long? normalizer, long[] perTokenShape)
     {
+        if (FusedCrossEntropyPath.IsSelected(logits, options.Backend))
+            return FusedCrossEntropyPath.Compute(logits, target, counted, options, normalizer, perTokenShape);
+
         using var scope = NewDisposeScope();
         long classes = logits.shape[1];
         // Half and bfloat16 lose too much in log-sum-exp; compute in float32 and give the gradient back in the input dtype.

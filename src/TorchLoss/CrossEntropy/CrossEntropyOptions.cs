@@ -27,6 +27,12 @@ public sealed record CrossEntropyOptions
     /// </summary>
     public bool CheckTargetsOnAccelerator { get; init; }
 
+    /// <summary>
+    /// Which implementation computes the loss: <see cref="CrossEntropyBackend.Auto"/> (default) picks the fused CPU
+    /// kernel where it is faster and libtorch elsewhere; the other values force one path.
+    /// </summary>
+    public CrossEntropyBackend Backend { get; init; } = CrossEntropyBackend.Auto;
+
     /// <summary>The default options: no smoothing, ignore index -100, mean reduction, no z-loss.</summary>
     public static CrossEntropyOptions Default { get; } = new();
 
@@ -40,5 +46,7 @@ public sealed record CrossEntropyOptions
             throw new ArgumentException($"Unknown smoothing kind {Smoothing}.", nameof(Smoothing));
         if (!Enum.IsDefined(Reduction))
             throw new ArgumentException($"Unknown reduction {Reduction}.", nameof(Reduction));
+        if (!Enum.IsDefined(Backend))
+            throw new ArgumentException($"Unknown cross-entropy backend {Backend}.", nameof(Backend));
     }
 }

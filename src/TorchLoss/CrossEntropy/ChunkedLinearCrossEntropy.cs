@@ -1,0 +1,145 @@
+using TorchLoss.Kernels;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchLoss;
+
+/// <summary>
+/// The output head and its cross-entropy in one step, <c>loss(hidden·weightᵀ + bias, target)</c>, without ever
+/// materialising the [N, V] logits: rows go through in chunks whose logits are turned into gradients in place
+/// and folded into the gradients of <c>hidden</c>, <c>weight</c> and <c>bias</c>. Memory grows with one chunk
+/// instead of three or four copies of the logits; the loss, gradients and totals are those of
+/// <see cref="TokenCrossEntropy"/> on the full logits (same options, masks and normaliser).
+/// </summary>
+/// <remarks>
+/// Runs on the CPU with float32 or float64 (float16/bfloat16 inputs are computed in float32). With
+/// <see cref="torch.nn.Reduction.None"/> the chunks are swept twice (losses in forward, gradients in backward,
+/// since they need each token's incoming gradient); the reduced losses need one sweep.
+/// </remarks>
+/// <example>
+/// <code>
+/// using var head = new ChunkedLinearCrossEntropy(new CrossEntropyOptions { LabelSmoothing = 0.1 });
+/// var loss = head.forward(hidden, lmHead.weight!, targets);   // hidden [N, d], weight [V, d], targets [N]
+/// loss.backward();
+/// </code>
+/// </example>
+public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor, Tensor>
+{
+    /// <summary>The memory one chunk of logits may take when the chunk size is automatic.</summary>
+    public const long AutomaticChunkBytes = 128L << 20;
+
+    /// <summary>Creates the module; options are validated here and fixed for its lifetime.</summary>
+    /// <param name="options">Smoothing, ignore index, reduction and z-loss; <see cref="CrossEntropyOptions.Default"/> when null. <see cref="CrossEntropyOptions.Backend"/> does not apply.</param>
+    /// <param name="chunkSize">Rows per chunk; null picks the largest chunk whose logits fit in <see cref="AutomaticChunkBytes"/>.</param>
+    /// <exception cref="ArgumentException">An option is out of range or <paramref name="chunkSize"/> is not positive.</exception>
+    public ChunkedLinearCrossEntropy(CrossEntropyOptions? options = null, int? chunkSize = null) : base(nameof(ChunkedLinearCrossEntropy))
+    {
+        Options = options ?? CrossEntropyOptions.Default;
+        Options.Validate();
+        if (chunkSize is <= 0)
+            throw new ArgumentException($"chunkSize must be a positive number of rows, got {chunkSize}.", nameof(chunkSize));
+        ChunkSize = chunkSize;
+        TorchBackend.EnsureLoaded();
+        RegisterComponents();
+    }
+
+    /// <summary>The options this module was built with.</summary>
+    public CrossEntropyOptions Options { get; }
+
+    /// <summary>Rows per chunk, or null for automatic.</summary>
+    public int? ChunkSize { get; }
+
+    /// <summary>The loss to backpropagate for <paramref name="hidden"/> [..., d], head <paramref name="weight"/> [V, d] and <paramref name="target"/> [...].</summary>
+    public override Tensor forward(Tensor hidden, Tensor weight, Tensor target) => Compute(hidden, weight, target).TakeLoss();
+
+    /// <summary>Computes the loss and the totals a metric needs.</summary>
+    /// <param name="hidden">Final hidden states [..., d] (usually [N, d]).</param>
+    /// <param name="weight">The output head's weight [V, d] (an <c>nn.Linear(d, V)</c>'s weight, or tied embeddings).</param>
+    /// <param name="target">Class indices [...] of an integer dtype; <see cref="CrossEntropyOptions.IgnoreIndex"/> marks uncounted positions.</param>
+    /// <param name="bias">Optional head bias [V].</param>
+    /// <param name="lossMask">Optional bool [...]: true = counted. Combined with the ignore index.</param>
+    /// <param name="normalizer">Optional total of counted tokens across the micro-batches of one optimiser step; the loss is then Σ loss / normalizer.</param>
+    /// <exception cref="ArgumentException">Shapes, dtypes, devices or target values are invalid.</exception>
+    public LossResult Compute(Tensor hidden, Tensor weight, Tensor target, Tensor? bias = null, Tensor? lossMask = null, long? normalizer = null)
+    {
+        CheckHead(hidden, weight, bias);
+        using var scope = NewDisposeScope();
+        long classes = weight.shape[0];
+        long width = weight.shape[1];
+        long[] rowShape = hidden.shape[..^1];
+        ArgumentNullException.ThrowIfNull(target);
+        if (!rowShape.SequenceEqual(target.shape))
+        {
+            throw new ArgumentException(
+                $"target shape {CrossEntropyInput.Shape(target)} does not match hidden shape {CrossEntropyInput.Shape(hidden)} without its last dimension (expected {CrossEntropyInput.Shape(rowShape)}).",
+                nameof(target));
+        }
+        var target64 = CrossEntropyInput.CheckTarget(hidden, target, nameof(hidden), nameof(target));
+        CrossEntropyInput.CheckMask(lossMask, target, nameof(lossMask), nameof(target));
+        CrossEntropyInput.CheckNormalizer(normalizer, Options.Reduction);
+        if (Options.Smoothing == SmoothingKind.OtherClasses && Options.LabelSmoothing > 0 && classes < 2)
+            throw new ArgumentException($"OtherClasses smoothing needs at least 2 classes, got weight shape {CrossEntropyInput.Shape(weight)}.", nameof(weight));
+        CrossEntropyInput.CheckTargetRange(target64, classes, Options, nameof(target));
+
+        var flatTarget = target64.reshape(-1).contiguous();
+        var counted = flatTarget.ne(Options.IgnoreIndex);
+        if (lossMask is not null) counted = counted.logical_and(lossMask.reshape(-1));
+        long tokenCount = counted.sum(ScalarType.Int64).item<long>();
+
+        // Half and bfloat16 lose too much in log-sum-exp: compute in float32; autograd casts the gradients back.
+        var computeType = hidden.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+        var h = hidden.reshape(-1, width).to(computeType).contiguous();
+        var w = weight.to(computeType);
+        var b = bias?.to(computeType);
+        long elementBytes = computeType == ScalarType.Float64 ? 8 : 4;
+        long chunkRows = ChunkSize ?? Math.Max(1, AutomaticChunkBytes / (classes * elementBytes));
+
+        var call = new FusedCrossEntropyCall
+        {
+            Epsilon = CrossEntropyComputation.UniformEquivalent(Options, classes),
+            ZLossWeight = Options.ZLossWeight,
+            Scale = FusedCrossEntropyPath.LossScale(Options.Reduction, normalizer, tokenCount),
+            PerRow = Options.Reduction == nn.Reduction.None,
+            NeedGradient = is_grad_enabled() && (h.requires_grad || w.requires_grad || (b is not null && b.requires_grad)),
+        };
+        var loss = ChunkedLinearCrossEntropyFunction.Apply(h, w, b, flatTarget, counted, call, chunkRows);
+        if (call.PerRow) loss = loss.reshape(target.shape);
+
+        var result = new LossResult(
+            loss,
+            tensor(call.NllSum, ScalarType.Float64),
+            tensor(tokenCount, ScalarType.Int64),
+            tensor(call.ZLossSum, ScalarType.Float64));
+        return result.MoveToOuterDisposeScope();
+    }
+
+    private static void CheckHead(Tensor hidden, Tensor weight, Tensor? bias)
+    {
+        ArgumentNullException.ThrowIfNull(hidden);
+        ArgumentNullException.ThrowIfNull(weight);
+        if (!hidden.is_floating_point())
+            throw new ArgumentException($"hidden must be a floating-point tensor, got {hidden.dtype}.", nameof(hidden));
+        if (hidden.dim() < 1)
+            throw new ArgumentException("hidden must be [..., d], got a scalar.", nameof(hidden));
+        if (weight.dim() != 2 || weight.shape[1] != hidden.shape[^1] || weight.shape[0] < 1)
+        {
+            throw new ArgumentException(
+                $"weight must be [V, d] with d = {hidden.shape[^1]} (the last dimension of hidden {CrossEntropyInput.Shape(hidden)}) and V ≥ 1, got {CrossEntropyInput.Shape(weight)}.",
+                nameof(weight));
+        }
+        if (weight.dtype != hidden.dtype)
+            throw new ArgumentException($"weight is {weight.dtype} but hidden is {hidden.dtype}.", nameof(weight));
+        if (bias is not null)
+        {
+            if (bias.dim() != 1 || bias.shape[0] != weight.shape[0])
+                throw new ArgumentException($"bias must be [V] = [{weight.shape[0]}], got {CrossEntropyInput.Shape(bias)}.", nameof(bias));
+            if (bias.dtype != hidden.dtype)
+                throw new ArgumentException($"bias is {bias.dtype} but hidden is {hidden.dtype}.", nameof(bias));
+        }
+        foreach (var (t, name) in new[] { (hidden, nameof(hidden)), (weight, nameof(weight)), (bias, nameof(bias)) })
+        {
+            if (t is not null && t.device_type != DeviceType.CPU)
+                throw new ArgumentException($"ChunkedLinearCrossEntropy runs on the CPU only, but {name} is on {t.device}.", name);
+        }
+    }
+}

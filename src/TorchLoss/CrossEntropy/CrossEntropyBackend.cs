@@ -1,0 +1,23 @@
+namespace TorchLoss;
+
+/// <summary>Which implementation computes a cross-entropy; all give the same loss, gradients and totals.</summary>
+public enum CrossEntropyBackend
+{
+    /// <summary>
+    /// The fused kernel for contiguous CPU float32 logits with a vocabulary large enough for it to be faster
+    /// (the threshold was measured; see the README's performance section), libtorch otherwise (accelerators,
+    /// other dtypes, small vocabularies).
+    /// </summary>
+    Auto,
+
+    /// <summary>libtorch's operators (log-softmax and its backward): works on every device and dtype.</summary>
+    LibTorch,
+
+    /// <summary>
+    /// The fused CPU kernel: one pass per row computes the loss and writes the gradient, so only the gradient
+    /// is stored instead of the log-softmax and the gradient. Float16/bfloat16 logits are computed in float32;
+    /// logits on another device are rejected with an <see cref="ArgumentException"/>. Its gradient is precomputed,
+    /// so it supports first-order gradients only: for double backward (<c>create_graph</c>) choose <see cref="LibTorch"/>.
+    /// </summary>
+    Fused,
+}

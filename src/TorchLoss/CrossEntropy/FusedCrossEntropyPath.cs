@@ -1,0 +1,79 @@
+using TorchLoss.Kernels;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchLoss;
+
+/// <summary>
+/// The fused-kernel path of <see cref="CrossEntropyComputation"/>: decides when it applies and maps the
+/// options onto the kernel's plain arguments. Same inputs and the same <see cref="LossResult"/> contract as the libtorch path.
+/// </summary>
+internal static class FusedCrossEntropyPath
+{
+    /// <summary>
+    /// From this class count on, <see cref="CrossEntropyBackend.Auto"/> uses the fused kernel. Measured with the
+    /// benchmark's threshold scan (V = 2 … 1024 at 2^22 logits): the fused kernel was faster than the libtorch path
+    /// at every size from 2 classes up, so only the degenerate single-class case stays on libtorch.
+    /// </summary>
+    public const long AutoMinimumClasses = 2;
+
+    /// <summary>Whether the fused kernel computes the loss of <paramref name="logits"/> [N, C] under <paramref name="backend"/>.</summary>
+    /// <exception cref="ArgumentException">The fused backend is forced for logits it cannot handle.</exception>
+    public static bool IsSelected(Tensor logits, CrossEntropyBackend backend)
+    {
+        switch (backend)
+        {
+            case CrossEntropyBackend.LibTorch:
+                return false;
+            case CrossEntropyBackend.Fused:
+                if (logits.device_type != DeviceType.CPU)
+                {
+                    throw new ArgumentException(
+                        $"CrossEntropyBackend.Fused runs on the CPU only, but the logits are on {logits.device}; use Auto or LibTorch there.",
+                        nameof(logits));
+                }
+                return true;
+            default:
+                return logits.device_type == DeviceType.CPU
+                    && logits.dtype == ScalarType.Float32
+                    && logits.is_contiguous()
+                    && logits.shape[1] >= AutoMinimumClasses;
+        }
+    }
+
+    /// <summary>The loss of validated, flattened inputs: logits [N, C], target [N] int64, counted [N] bool.</summary>
+    public static LossResult Compute(Tensor logits, Tensor target, Tensor counted, CrossEntropyOptions options, long? normalizer, long[] perTokenShape)
+    {
+        using var scope = NewDisposeScope();
+        // Half and bfloat16 lose too much in log-sum-exp: compute in float32; autograd gives the gradient back in the input dtype.
+        var x = (logits.dtype is ScalarType.Float32 or ScalarType.Float64 ? logits : logits.to(ScalarType.Float32)).contiguous();
+        var countedRows = counted.contiguous();
+        long tokenCount = countedRows.sum(ScalarType.Int64).item<long>();
+        var call = new FusedCrossEntropyCall
+        {
+            Epsilon = CrossEntropyComputation.UniformEquivalent(options, x.shape[1]),
+            ZLossWeight = options.ZLossWeight,
+            Scale = LossScale(options.Reduction, normalizer, tokenCount),
+            PerRow = options.Reduction == nn.Reduction.None,
+            NeedGradient = is_grad_enabled() && x.requires_grad,
+        };
+        var loss = FusedCrossEntropyFunction.Apply(x, target.contiguous(), countedRows, call);
+        if (call.PerRow) loss = loss.reshape(perTokenShape);
+
+        var result = new LossResult(
+            loss,
+            tensor(call.NllSum, ScalarType.Float64),
+            tensor(tokenCount, ScalarType.Int64),
+            tensor(call.ZLossSum, ScalarType.Float64));
+        return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The factor on Σ loss (and its gradient) that gives the configured reduction; 1 for per-token losses.</summary>
+    public static double LossScale(nn.Reduction reduction, long? normalizer, long tokenCount) => reduction switch
+    {
+        nn.Reduction.None => 1.0,
+        nn.Reduction.Sum when normalizer is null => 1.0,
+        nn.Reduction.Mean when normalizer is null => 1.0 / Math.Max(tokenCount, 1),
+        _ => 1.0 / normalizer!.Value,
+    };
+}

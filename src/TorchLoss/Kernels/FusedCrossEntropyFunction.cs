@@ -1,0 +1,127 @@
+using System.Numerics;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchLoss.Kernels;
+
+/// <summary>
+/// Plain-value arguments and results of one <see cref="FusedCrossEntropyFunction"/> call.
+/// </summary>
+internal sealed class FusedCrossEntropyCall
+{
+    /// <summary>Uniform-convention smoothing ε ≥ 0.</summary>
+    public double Epsilon { get; init; }
+
+    /// <summary>z-loss weight ≥ 0.</summary>
+    public double ZLossWeight { get; init; }
+
+    /// <summary>Factor on the summed loss and on every gradient value (1/token count for a mean, 1/normalizer, or 1).</summary>
+    public double Scale { get; init; } = 1;
+
+    /// <summary>True: the result is the loss of every row [N]; false: the scaled sum (a scalar).</summary>
+    public bool PerRow { get; init; }
+
+    /// <summary>Whether to write the gradient (false under no_grad or when the logits need none).</summary>
+    public bool NeedGradient { get; init; }
+
+    /// <summary>Output: Σ unsmoothed NLL over counted rows.</summary>
+    public double NllSum { get; set; }
+
+    /// <summary>Output: Σ weighted z-loss over counted rows.</summary>
+    public double ZLossSum { get; set; }
+}
+
+/// <summary>
+/// Cross-entropy whose forward writes the gradient (see <see cref="FusedCrossEntropyKernel"/>) and whose backward
+/// only scales it by the incoming gradient: the log-softmax is never materialised.
+/// Arguments: logits [N, K] (contiguous, CPU, float32 or float64), targets [N] int64, counted [N] bool, a <see cref="FusedCrossEntropyCall"/>.
+/// </summary>
+internal sealed class FusedCrossEntropyFunction : autograd.SingleTensorFunction<FusedCrossEntropyFunction>
+{
+    public override string Name => nameof(FusedCrossEntropyFunction);
+
+    /// <summary>Runs the loss; returns a scalar, or [N] when <see cref="FusedCrossEntropyCall.PerRow"/>.</summary>
+    public static Tensor Apply(Tensor logits, Tensor targets, Tensor counted, FusedCrossEntropyCall call) => apply(logits, targets, counted, call);
+
+    public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+    {
+        var logits = (Tensor)vars[0];
+        var targets = (Tensor)vars[1];
+        var counted = (Tensor)vars[2];
+        var call = (FusedCrossEntropyCall)vars[3];
+        long rows = logits.shape[0];
+        long classes = logits.shape[1];
+
+        Tensor? gradient = call.NeedGradient ? empty_like(logits) : null;
+        var rowLoss = new double[rows];
+        var rowNll = new double[rows];
+        var rowZLoss = new double[rows];
+        // The per-row factor of Reduction.None is only known in backward, so the stored gradient is unscaled there.
+        double gradientScale = call.PerRow ? 1 : call.Scale;
+        RunKernel(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, call, gradientScale);
+
+        call.NllSum = SumInOrder(rowNll);
+        call.ZLossSum = SumInOrder(rowZLoss);
+        if (gradient is not null) ctx.save_for_backward([gradient]);
+        if (call.PerRow)
+            return tensor(rowLoss, ScalarType.Float64).to(logits.dtype);
+        return tensor(SumInOrder(rowLoss) * call.Scale, logits.dtype);
+    }
+
+    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
+    {
+        var saved = ctx.get_saved_variables();
+        if (saved.Count == 0 || saved[0] is null)
+            throw new InvalidOperationException("The fused cross-entropy ran without a gradient (no_grad or logits without requires_grad), so it cannot backpropagate.");
+        var gradient = saved[0];
+        if (grad_output.dim() == 0)
+        {
+            // The common case, loss.backward(), passes 1: hand the stored gradient over without touching it.
+            // Otherwise scale in place: a second backward through the same graph then fails in libtorch's
+            // saved-variable version check instead of silently using a scaled gradient.
+            if (grad_output.ToDouble() != 1.0) gradient.mul_(grad_output.to(gradient.dtype));
+        }
+        else
+        {
+            gradient.mul_(grad_output.to(gradient.dtype).unsqueeze(1));
+        }
+        return [gradient, null!, null!, null!];
+    }
+
+    /// <summary>
+    /// Runs <see cref="FusedCrossEntropyKernel"/> on tensors: logits [R, K], targets [R], counted [R] (CPU, contiguous),
+    /// writing the gradient into <paramref name="gradient"/> (null = none; may be <paramref name="logits"/> itself) and
+    /// the per-row results into the spans, each R long.
+    /// </summary>
+    internal static unsafe void RunKernel(
+        Tensor logits, Tensor targets, Tensor counted, Tensor? gradient, Span<double> rowLoss, Span<double> rowNll, Span<double> rowZLoss,
+        FusedCrossEntropyCall call, double gradientScale, Tensor? rowGradientScale = null)
+    {
+        if (logits.dtype == ScalarType.Float64)
+            RunKernel<double>(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, call, gradientScale, rowGradientScale);
+        else
+            RunKernel<float>(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, call, gradientScale, rowGradientScale);
+    }
+
+    private static unsafe void RunKernel<T>(
+        Tensor logits, Tensor targets, Tensor counted, Tensor? gradient, Span<double> rowLoss, Span<double> rowNll, Span<double> rowZLoss,
+        FusedCrossEntropyCall call, double gradientScale, Tensor? rowGradientScale) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        fixed (double* loss = rowLoss, nll = rowNll, z = rowZLoss)
+        {
+            FusedCrossEntropyKernel.Run(
+                TensorMemory.Pointer<T>(logits), TensorMemory.Pointer<long>(targets), TensorMemory.Pointer<bool>(counted),
+                gradient is null ? null : TensorMemory.Pointer<T>(gradient),
+                loss, nll, z, logits.shape[0], logits.shape[1], call.Epsilon, call.ZLossWeight, gradientScale,
+                rowGradientScale is null ? null : TensorMemory.Pointer<T>(rowGradientScale));
+        }
+    }
+
+    /// <summary>A sequential sum, so results do not depend on how rows were split across threads.</summary>
+    internal static double SumInOrder(double[] values)
+    {
+        double sum = 0;
+        foreach (double v in values) sum += v;
+        return sum;
+    }
+}

@@ -1,0 +1,185 @@
+using System.Buffers;
+using System.Numerics;
+
+namespace TorchLoss.Kernels;
+
+/// <summary>
+/// Cross-entropy and its gradient over row-major logits in one sweep per row, on plain memory.
+/// Per counted row with log-sum-exp <c>lse</c>, target <c>t</c>, smoothing <c>ε</c> (the uniform convention,
+/// any ε ≥ 0) and z-loss weight <c>w</c>:
+/// <c>loss = (1−ε)·(lse − x_t) + (ε/K)·Σ_j (lse − x_j) + w·lse²</c> and
+/// <c>∂loss/∂x_j = (1 + 2w·lse)·p_j − ε/K − (1−ε)·[j = t]</c>.
+/// </summary>
+/// <remarks>
+/// Each row is walked in blocks small enough to stay in L1: one read of the logits from memory computes the
+/// block maximum, the block sum of logits and exp(x − block max), written straight into the gradient row; a
+/// second pass, over the gradient row while it is still in cache, rescales every block to the final
+/// probabilities. Memory traffic is therefore one read of the logits and one write of the gradient, the same
+/// as a copy. Rows are independent and run in parallel.
+/// </remarks>
+internal static class FusedCrossEntropyKernel
+{
+    /// <summary>The smallest amount of work (elements) one parallel task gets, so small inputs do not pay for threads.</summary>
+    private const long ElementsPerTask = 1 << 17;
+
+    /// <summary>
+    /// Runs the kernel. <paramref name="gradient"/> may be the same memory as <paramref name="logits"/> (in-place).
+    /// </summary>
+    /// <typeparam name="T">float or double.</typeparam>
+    /// <param name="logits">rows × classes values, row-major.</param>
+    /// <param name="targets">rows target classes; read only where <paramref name="counted"/> is true, and then in [0, classes).</param>
+    /// <param name="counted">rows flags: false = the row contributes nothing (loss, NLL, z-loss and gradient are 0).</param>
+    /// <param name="gradient">rows × classes outputs, or null when no gradient is wanted.</param>
+    /// <param name="rowLoss">rows outputs: smoothed loss plus z-loss of each row.</param>
+    /// <param name="rowNll">rows outputs: unsmoothed negative log-likelihood of each row.</param>
+    /// <param name="rowZLoss">rows outputs: weighted z-loss of each row.</param>
+    /// <param name="rows">Number of rows N.</param>
+    /// <param name="classes">Number of classes K ≥ 1.</param>
+    /// <param name="epsilon">Uniform-convention smoothing ε ≥ 0 (values above 1 are valid and mean negative weight on the target).</param>
+    /// <param name="zLossWeight">Weight w ≥ 0 of w·lse².</param>
+    /// <param name="gradientScale">Factor applied to every gradient value (e.g. 1/token count for a mean).</param>
+    /// <param name="rowGradientScale">Optional rows factors applied to each row's gradient on top of <paramref name="gradientScale"/>.</param>
+    public static unsafe void Run<T>(
+        T* logits, long* targets, bool* counted, T* gradient,
+        double* rowLoss, double* rowNll, double* rowZLoss,
+        long rows, long classes, double epsilon, double zLossWeight, double gradientScale, T* rowGradientScale = null)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (rows <= 0) return;
+        if (classes <= 0 || classes > int.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(classes), classes, "The class count must be in [1, 2^31).");
+        var args = new Arguments<T>(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, rowGradientScale, (int)classes, epsilon, zLossWeight, gradientScale);
+        long rowsPerTask = Math.Max(1, ElementsPerTask / classes);
+        long tasks = (rows + rowsPerTask - 1) / rowsPerTask;
+        if (tasks == 1)
+        {
+            RunRows(args, 0, rows);
+            return;
+        }
+        Parallel.For(0L, tasks, task =>
+        {
+            long first = task * rowsPerTask;
+            RunRows(args, first, Math.Min(rows, first + rowsPerTask));
+        });
+    }
+
+    private static unsafe void RunRows<T>(Arguments<T> a, long firstRow, long endRow) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int classes = a.Classes;
+        int block = BlockLength<T>();
+        int blocks = (classes + block - 1) / block;
+        T[]? scratch = a.Gradient == null ? ArrayPool<T>.Shared.Rent(Math.Min(block, classes)) : null;
+        double[] blockMax = ArrayPool<double>.Shared.Rent(blocks);
+        double[] blockSum = ArrayPool<double>.Shared.Rent(blocks);
+        try
+        {
+            for (long row = firstRow; row < endRow; row++)
+            {
+                var x = new ReadOnlySpan<T>(a.Logits + row * classes, classes);
+                var g = a.Gradient == null ? Span<T>.Empty : new Span<T>(a.Gradient + row * classes, classes);
+                if (!a.Counted[row])
+                {
+                    a.RowLoss[row] = 0;
+                    a.RowNll[row] = 0;
+                    a.RowZLoss[row] = 0;
+                    g.Clear();
+                    continue;
+                }
+                long target = a.Targets[row];
+                double targetLogit = double.CreateTruncating(x[(int)target]);
+                double rowScale = a.GradientScale * (a.RowGradientScale == null ? 1.0 : double.CreateTruncating(a.RowGradientScale[row]));
+                RowStatistics(x, g, scratch, blockMax, blockSum, blocks, block, out double lse, out double sumLogits);
+
+                double nll = lse - targetLogit;
+                double zLoss = a.ZLossWeight * lse * lse;
+                double smoothed = a.Epsilon > 0 ? (1 - a.Epsilon) * nll + a.Epsilon / classes * (classes * lse - sumLogits) : nll;
+                a.RowLoss[row] = smoothed + zLoss;
+                a.RowNll[row] = nll;
+                a.RowZLoss[row] = zLoss;
+                if (g.IsEmpty) continue;
+
+                // g holds exp(x − blockMax) per block: scale each block to (1 + 2w·lse)·p_j, minus the smoothing term.
+                double probabilityFactor = rowScale * (1 + 2 * a.ZLossWeight * lse);
+                T offset = T.CreateTruncating(-rowScale * a.Epsilon / classes);
+                for (int b = 0; b < blocks; b++)
+                {
+                    int start = b * block;
+                    var gb = g.Slice(start, Math.Min(block, classes - start));
+                    double factor = double.IsNegativeInfinity(blockMax[b]) ? 0 : probabilityFactor * Math.Exp(blockMax[b] - lse);
+                    RowPrimitives.ScaleAndShift(gb, T.CreateTruncating(factor), offset);
+                }
+                g[(int)target] -= T.CreateTruncating(rowScale * (1 - a.Epsilon));
+            }
+        }
+        finally
+        {
+            if (scratch is not null) ArrayPool<T>.Shared.Return(scratch);
+            ArrayPool<double>.Shared.Return(blockMax);
+            ArrayPool<double>.Shared.Return(blockSum);
+        }
+    }
+
+    /// <summary>
+    /// One read of the row: log-sum-exp and Σ logits, leaving exp(x − block max) per block in <paramref name="g"/>
+    /// (or in the scratch buffer when no gradient is wanted) and the block maxima in <paramref name="blockMax"/>.
+    /// </summary>
+    private static void RowStatistics<T>(
+        ReadOnlySpan<T> x, Span<T> g, T[]? scratch, double[] blockMax, double[] blockSum, int blocks, int block,
+        out double lse, out double sumLogits) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int classes = x.Length;
+        double max = double.NegativeInfinity;
+        sumLogits = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            int start = b * block;
+            int length = Math.Min(block, classes - start);
+            var xb = x.Slice(start, length);
+            // Σ x must be read before the block is overwritten when the gradient aliases the logits.
+            T m = RowPrimitives.MaxAndSum(xb, out T blockLogitSum);
+            sumLogits += double.CreateTruncating(blockLogitSum);
+            var eb = g.IsEmpty ? scratch.AsSpan(0, length) : g.Slice(start, length);
+            double mb = double.CreateTruncating(m);
+            blockMax[b] = mb;
+            if (double.IsNegativeInfinity(mb))
+            {
+                eb.Clear();
+                blockSum[b] = 0;
+                continue;
+            }
+            blockSum[b] = double.CreateTruncating(RowPrimitives.ShiftedExpSum(xb, m, eb));
+            if (mb > max || double.IsNaN(mb)) max = mb;
+        }
+        if (double.IsNegativeInfinity(max))
+        {
+            // Every logit is −inf: the distribution is undefined, as in libtorch.
+            lse = double.NaN;
+            return;
+        }
+        double sum = 0;
+        for (int b = 0; b < blocks; b++)
+            sum += blockSum[b] * Math.Exp(blockMax[b] - max);
+        lse = max + Math.Log(sum);
+    }
+
+    /// <summary>Elements per block: 16 KiB, so a block of logits and its gradient stay in L1 together.</summary>
+    private static unsafe int BlockLength<T>() where T : unmanaged => 16384 / sizeof(T);
+
+    private readonly unsafe struct Arguments<T>(
+        T* logits, long* targets, bool* counted, T* gradient, double* rowLoss, double* rowNll, double* rowZLoss, T* rowGradientScale,
+        int classes, double epsilon, double zLossWeight, double gradientScale) where T : unmanaged
+    {
+        public readonly T* Logits = logits;
+        public readonly long* Targets = targets;
+        public readonly bool* Counted = counted;
+        public readonly T* Gradient = gradient;
+        public readonly double* RowLoss = rowLoss;
+        public readonly double* RowNll = rowNll;
+        public readonly double* RowZLoss = rowZLoss;
+        public readonly T* RowGradientScale = rowGradientScale;
+        public readonly int Classes = classes;
+        public readonly double Epsilon = epsilon;
+        public readonly double ZLossWeight = zLossWeight;
+        public readonly double GradientScale = gradientScale;
+    }
+}

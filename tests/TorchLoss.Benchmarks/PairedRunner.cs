@@ -1,0 +1,54 @@
+using System.Diagnostics;
+
+namespace TorchLoss.Benchmarks;
+
+/// <summary>
+/// Paired, interleaved timing in one process: every repetition runs each variant once, in a rotating order,
+/// so slow phases of a shared machine hit all variants alike. Reports medians and the median of the per-repetition ratios.
+/// </summary>
+public static class PairedRunner
+{
+    private const double MinimumSeconds = 20;
+    private const int MaximumRepetitions = 41;
+
+    /// <summary>Times every case (at least <paramref name="repetitions"/> rounds) and prints a Markdown table.</summary>
+    public static void Run(IEnumerable<Case> cases, int repetitions, TextWriter output)
+    {
+        output.WriteLine("| case | variant | median ms | ratio to first (median of pairs) | repetitions |");
+        output.WriteLine("| --- | --- | ---: | ---: | ---: |");
+        foreach (var c in cases)
+        {
+            using var workload = c.Create();
+            var times = c.Variants.Select(_ => new List<double>()).ToArray();
+            // Warm-up (JIT, allocator, thread pools), which also tells how long one round takes: cheap cases get
+            // more repetitions, up to about MinimumSeconds of rounds, so their medians are as stable as the slow ones'.
+            var warmUp = Stopwatch.StartNew();
+            foreach (var v in c.Variants) v.Run(workload);
+            double roundSeconds = Math.Max(warmUp.Elapsed.TotalSeconds, 1e-3);
+            int rounds = Math.Clamp((int)Math.Ceiling(MinimumSeconds / roundSeconds), repetitions, MaximumRepetitions);
+            for (int r = 0; r < rounds; r++)
+            {
+                for (int k = 0; k < c.Variants.Count; k++)
+                {
+                    int i = (k + r) % c.Variants.Count;
+                    var sw = Stopwatch.StartNew();
+                    c.Variants[i].Run(workload);
+                    times[i].Add(sw.Elapsed.TotalMilliseconds);
+                }
+            }
+            for (int i = 0; i < c.Variants.Count; i++)
+            {
+                var ratios = times[i].Zip(times[0], (a, b) => a / b).ToList();
+                output.WriteLine($"| {c.Name} | {c.Variants[i].Name} | {Median(times[i]):F1} | {Median(ratios):F3} | {times[i].Count} |");
+            }
+            output.Flush();
+        }
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        int n = sorted.Count;
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    }
+}

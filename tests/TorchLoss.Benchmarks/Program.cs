@@ -1,0 +1,37 @@
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using TorchLoss.Benchmarks;
+
+// Modes (see the README's performance section):
+//   --paired [--quick]   interleaved paired timings in one process: the target cases (--quick) or also the grid
+//   --paired --threshold  the small-vocabulary scan behind the automatic backend's threshold
+//   --memory [--quick]   peak resident memory per variant, each in its own child process
+//   anything else        BenchmarkDotNet, e.g. --filter '*TargetCase*' (add --quick for fewer iterations)
+if (MemoryRunner.TryRunAsChild(args)) return;
+bool quick = args.Contains("--quick");
+var cases = args.Contains("--threshold") ? Cases.ThresholdScan().ToList()
+    : quick ? Cases.Targets() : Cases.Targets().Concat(Cases.Grid()).ToList();
+Console.WriteLine($"# {Environment.ProcessorCount} logical cores, {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}, " +
+    $"{System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, TorchSharp threads {TorchSharp.torch.get_num_threads()}");
+if (args.Contains("--paired"))
+{
+    PairedRunner.Run(cases, quick ? 5 : 11, Console.Out);
+    return;
+}
+if (args.Contains("--memory"))
+{
+    MemoryRunner.Run(cases, Console.Out);
+    return;
+}
+
+// In-process: no generated project to build (the TorchSharp loader patch runs on this project's own build), and
+// each iteration is one call: a call takes from milliseconds to seconds.
+var job = Job.Default
+    .WithToolchain(InProcessEmitToolchain.Instance)
+    .WithInvocationCount(1).WithUnrollFactor(1)
+    .WithWarmupCount(quick ? 1 : 3)
+    .WithIterationCount(quick ? 5 : 15);
+var config = DefaultConfig.Instance.AddJob(job.AsDefault()).WithOptions(ConfigOptions.JoinSummary);
+BenchmarkSwitcher.FromAssembly(typeof(PairedRunner).Assembly).Run(args.Where(a => a != "--quick").ToArray(), config);

@@ -1,0 +1,64 @@
+namespace TorchLoss.Benchmarks;
+
+/// <summary>A named workload: how to build it and the named actions (variants) it can time.</summary>
+public sealed record Case(string Name, Func<IDisposable> Create, IReadOnlyList<Variant> Variants);
+
+/// <summary>One timed action of a <see cref="Case"/>, given the object the case created.</summary>
+public sealed record Variant(string Name, Action<object> Run);
+
+/// <summary>The cases of the issue's targets and the vocabulary grid, shared by the paired and memory modes.</summary>
+public static class Cases
+{
+    /// <summary>Built-in vs TorchLoss (plus the forced paths and one copy of the logits) for one logits shape.</summary>
+    public static Case CrossEntropy(long rows, long classes, double epsilon) => new(
+        $"CE N={rows} V={classes} eps={epsilon}",
+        () => new CrossEntropyWorkload(rows, classes, epsilon),
+        [
+            new("built-in", w => ((CrossEntropyWorkload)w).BuiltIn()),
+            new("TorchLoss", w => ((CrossEntropyWorkload)w).TorchLoss()),
+            new("TorchLoss fused", w => ((CrossEntropyWorkload)w).TorchLossFused()),
+            new("TorchLoss libtorch", w => ((CrossEntropyWorkload)w).TorchLossLibTorch()),
+            new("copy", w => ((CrossEntropyWorkload)w).CopyLogits()),
+            new("clone", w => ((CrossEntropyWorkload)w).CloneLogits()),
+        ]);
+
+    /// <summary>Plain head + cross_entropy vs <see cref="ChunkedLinearCrossEntropy"/>.</summary>
+    public static Case Linear(long rows, long width, long classes, double epsilon) => new(
+        $"Linear+CE N={rows} d={width} V={classes} eps={epsilon}",
+        () => new LinearCrossEntropyWorkload(rows, width, classes, epsilon),
+        [
+            new("plain", w => ((LinearCrossEntropyWorkload)w).Plain()),
+            new("chunked", w => ((LinearCrossEntropyWorkload)w).Chunked()),
+        ]);
+
+    /// <summary>The three cases the issue sets targets for.</summary>
+    public static IReadOnlyList<Case> Targets() =>
+    [
+        CrossEntropy(4096, 32000, 0.1),
+        CrossEntropy(49152, 65, 0.1),
+        Linear(4096, 512, 50257, 0.1),
+    ];
+
+    /// <summary>The vocabulary grid at N = 4096.</summary>
+    public static IEnumerable<Case> Grid()
+    {
+        foreach (long classes in new long[] { 65, 1024, 8192, 32000, 50257 })
+        foreach (double epsilon in new[] { 0.0, 0.1 })
+            yield return CrossEntropy(4096, classes, epsilon);
+    }
+
+    /// <summary>
+    /// Small vocabularies at about 2^22 logits each, where per-row costs dominate: the evidence for the class count
+    /// from which the automatic backend picks the fused kernel.
+    /// </summary>
+    public static IEnumerable<Case> ThresholdScan()
+    {
+        foreach (long classes in new long[] { 2, 4, 8, 16, 32, 65, 256, 1024 })
+            yield return CrossEntropy((1L << 22) / classes, classes, 0.1);
+    }
+
+    /// <summary>Finds a case by its exact name.</summary>
+    public static Case Find(string name) =>
+        Targets().Concat(Grid()).Concat(ThresholdScan()).FirstOrDefault(c => c.Name == name)
+        ?? throw new ArgumentException($"Unknown case '{name}'.", nameof(name));
+}

@@ -1,0 +1,124 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchLoss.Tests.Kernels;
+
+/// <summary><see cref="ChunkedLinearCrossEntropy"/> against the plain head (matmul, then libtorch's cross-entropy).</summary>
+public class ChunkedLinearCrossEntropyTests
+{
+    public static TheoryData<int?, bool, double, SmoothingKind, double, nn.Reduction, bool, bool> Cases() => new()
+    {
+        // chunk, bias, ε, smoothing, z-loss, reduction, mask, normalizer
+        { null, false, 0, SmoothingKind.Uniform, 0, nn.Reduction.Mean, false, false },
+        { 1, true, 0.1, SmoothingKind.Uniform, 0, nn.Reduction.Mean, true, false },
+        { 3, false, 0.1, SmoothingKind.OtherClasses, 1e-3, nn.Reduction.Sum, false, true },
+        { 4, true, 0.2, SmoothingKind.Uniform, 1e-4, nn.Reduction.None, true, false },
+        { 7, true, 0.6, SmoothingKind.OtherClasses, 0, nn.Reduction.Mean, false, true },
+        { 64, false, 0, SmoothingKind.Uniform, 0, nn.Reduction.None, false, false },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void MatchesThePlainHeadFloat64(int? chunk, bool withBias, double epsilon, SmoothingKind kind, double zLoss, nn.Reduction reduction, bool mask, bool normalizer)
+        => AssertParity(chunk, withBias, new CrossEntropyOptions { LabelSmoothing = epsilon, Smoothing = kind, ZLossWeight = zLoss, Reduction = reduction }, mask, normalizer, ScalarType.Float64, 1e-10);
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void MatchesThePlainHeadFloat32(int? chunk, bool withBias, double epsilon, SmoothingKind kind, double zLoss, nn.Reduction reduction, bool mask, bool normalizer)
+        => AssertParity(chunk, withBias, new CrossEntropyOptions { LabelSmoothing = epsilon, Smoothing = kind, ZLossWeight = zLoss, Reduction = reduction }, mask, normalizer, ScalarType.Float32, 1e-4);
+
+    [Fact]
+    public void AcceptsLeadingDimensionsAndWeightWithoutGradient()
+    {
+        using var scope = NewDisposeScope();
+        var gen = new Generator(4);
+        var hidden = randn([2, 5, 8], dtype: ScalarType.Float64, generator: gen, requires_grad: true);
+        var weight = randn([30, 8], dtype: ScalarType.Float64, generator: gen);
+        var target = randint(0, 30, [2, 5], generator: gen);
+        using var head = new ChunkedLinearCrossEntropy(chunkSize: 3);
+        using var plain = new TokenCrossEntropy();
+        head.forward(hidden, weight, target).backward();
+        var grad = hidden.grad!.clone();
+        hidden.grad!.zero_();
+        plain.forward(hidden.matmul(weight.t()), target).backward();
+        Assert.True(allclose(grad, hidden.grad!, rtol: 1e-10, atol: 1e-12));
+        Assert.Null(weight.grad);
+    }
+
+    [Fact]
+    public void WithoutGradientOnlyTheLossIsComputed()
+    {
+        using var scope = NewDisposeScope();
+        var gen = new Generator(8);
+        var hidden = randn([9, 6], generator: gen, requires_grad: true);
+        var weight = randn([40, 6], generator: gen, requires_grad: true);
+        var target = randint(0, 40, [9], generator: gen);
+        using var head = new ChunkedLinearCrossEntropy(new CrossEntropyOptions { LabelSmoothing = 0.1 }, chunkSize: 2);
+        using var plain = new TokenCrossEntropy(new CrossEntropyOptions { LabelSmoothing = 0.1 });
+        Tensor loss;
+        using (no_grad()) loss = head.forward(hidden, weight, target);
+        Assert.False(loss.requires_grad);
+        Assert.Equal(plain.forward(hidden.mm(weight.t()), target).item<float>(), loss.item<float>(), 1e-5);
+    }
+
+    [Fact]
+    public void BadShapesAreRejectedByName()
+    {
+        using var scope = NewDisposeScope();
+        using var head = new ChunkedLinearCrossEntropy();
+        var hidden = randn(4, 8);
+        var target = randint(0, 10, [4]);
+        Assert.Contains("weight must be [V, d] with d = 8", Assert.Throws<ArgumentException>(() => head.forward(hidden, randn(10, 7), target)).Message);
+        Assert.Contains("target shape [5]", Assert.Throws<ArgumentException>(() => head.forward(hidden, randn(10, 8), randint(0, 10, [5]))).Message);
+        Assert.Contains("bias must be [V] = [10]", Assert.Throws<ArgumentException>(() => head.Compute(hidden, randn(10, 8), target, bias: randn(9))).Message);
+        Assert.Contains("weight is Float64", Assert.Throws<ArgumentException>(() => head.forward(hidden, randn(10, 8, ScalarType.Float64), target)).Message);
+        Assert.Contains("outside [0, 10)", Assert.Throws<ArgumentException>(() => head.forward(hidden, randn(10, 8), tensor(new long[] { 0, 1, 2, 10 }))).Message);
+        Assert.Throws<ArgumentException>(() => new ChunkedLinearCrossEntropy(chunkSize: 0));
+    }
+
+    private static void AssertParity(int? chunk, bool withBias, CrossEntropyOptions options, bool withMask, bool withNormalizer, ScalarType dtype, double tolerance)
+    {
+        using var scope = NewDisposeScope();
+        const long rows = 23, width = 16, classes = 37;
+        var gen = new Generator(17);
+        var hidden = randn([rows, width], dtype: dtype, generator: gen).requires_grad_(true);
+        var weight = randn([classes, width], dtype: dtype, generator: gen).requires_grad_(true);
+        var bias = withBias ? randn([classes], dtype: dtype, generator: gen).requires_grad_(true) : null;
+        var target = randint(0, classes, [rows], generator: gen).masked_fill(rand([rows], generator: gen).lt(0.15), options.IgnoreIndex);
+        Tensor? mask = withMask ? rand([rows], generator: gen).gt(0.3) : null;
+        long? normalizer = withNormalizer ? rows + 2 : null;
+        Tensor? gradOutput = options.Reduction == nn.Reduction.None ? rand([rows], dtype: dtype, generator: gen) : null;
+        Tensor?[] parameters = [hidden, weight, bias];
+
+        using var head = new ChunkedLinearCrossEntropy(options, chunk);
+        using var plain = new TokenCrossEntropy(options with { Backend = CrossEntropyBackend.LibTorch });
+        var chunked = Run(() => head.Compute(hidden, weight, target, bias, mask, normalizer), parameters, gradOutput);
+        var reference = Run(() =>
+        {
+            var logits = hidden.mm(weight.t());
+            if (bias is not null) logits = logits + bias;
+            return plain.Compute(logits, target, mask, normalizer);
+        }, parameters, gradOutput);
+
+        for (int i = 0; i < chunked.Count; i++)
+        {
+            var (expected, actual) = (reference[i].to(ScalarType.Float64), chunked[i].to(ScalarType.Float64));
+            Assert.Equal(expected.shape, actual.shape);
+            double scale = Math.Max(expected.abs().max().item<double>(), 1e-30);
+            double error = (expected - actual).abs().max().item<double>();
+            Assert.True(error <= tolerance * scale, $"output {i}: max |difference| {error:E3} exceeds {tolerance:E1} × {scale:E3}");
+        }
+    }
+
+    /// <summary>Loss, NLL sum, token count, z-loss sum and the gradients of the given parameters.</summary>
+    private static List<Tensor> Run(Func<LossResult> compute, Tensor?[] parameters, Tensor? gradOutput)
+    {
+        foreach (var p in parameters) p?.grad?.zero_();
+        using var result = compute();
+        if (gradOutput is null) result.Loss.backward();
+        else result.Loss.backward([gradOutput]);
+        var outputs = new List<Tensor> { result.Loss.detach().clone(), result.NllSum.clone(), result.TokenCount.to(ScalarType.Float64), result.ZLossSum.clone() };
+        outputs.AddRange(parameters.Where(p => p is not null).Select(p => p!.grad!.clone()));
+        return outputs;
+    }
+}
