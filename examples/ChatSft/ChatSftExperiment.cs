@@ -3,7 +3,6 @@ using TinyGpt;
 using TorchLoss;
 using TorchLoss.Sft;
 using static TorchSharp.torch;
-using CharTokenizer = TorchLoss.Sft.CharTokenizer;   // TinyGpt has a CharTokenizer of its own; this one is a Microsoft.ML Tokenizer with offsets
 
 namespace ChatSft;
 

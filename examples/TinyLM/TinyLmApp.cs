@@ -36,7 +36,7 @@ public static class TinyLmApp
             if (options.CompareBuiltin && options.Resume)
                 throw new CorpusException("--compare-builtin always trains both copies from scratch; it cannot be combined with --resume.");
 
-            var config = new GptConfig(data.Tokenizer.VocabSize, options.Context, options.Layers, options.Heads, options.Dim, options.Dropout);
+            var config = new GptConfig(data.VocabularySize, options.Context, options.Layers, options.Heads, options.Dim, options.Dropout);
             var trainerOptions = new TrainerOptions
             {
                 Steps = options.EffectiveSteps,
@@ -54,7 +54,7 @@ public static class TinyLmApp
             trainerOptions.Validate();
 
             log.LogInformation("corpus: {Corpus}; tokenizer: {Tokenizer}; {Train:N0} training and {Val:N0} validation tokens",
-                data.Description, data.Tokenizer.Name, data.Train.Length, data.Validation.Length);
+                data.Description, data.TokenizerName, data.Train.Length, data.Validation.Length);
             if (data.Source is { } source)
             {
                 log.LogInformation("source entropy rate H = {H:F4} nats/char: no model can do better; perplexity floor exp(H) = {Floor:F4}",
@@ -138,7 +138,7 @@ public static class TinyLmApp
         var extra = new Dictionary<string, object?>
         {
             ["corpus"] = data.Description,
-            ["tokenizer"] = data.Tokenizer.Name,
+            ["tokenizer"] = data.TokenizerName,
             ["parameters"] = model.ParameterCount,
             ["val_tokens"] = final.Tokens,
             ["val_bits_per_token"] = final.MeanNll / Math.Log(2),
@@ -182,7 +182,7 @@ public static class TinyLmApp
         int[] promptIds;
         try
         {
-            promptIds = data.Tokenizer.Encode(prompt);
+            promptIds = [.. data.Tokenizer.EncodeToIds(prompt)];
         }
         catch (ArgumentException e)
         {

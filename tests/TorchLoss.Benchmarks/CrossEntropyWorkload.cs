@@ -44,27 +44,19 @@ public sealed class CrossEntropyWorkload : IDisposable
     }
 
     /// <summary>TorchLoss with the automatic backend choice, then backward.</summary>
-    public void TorchLoss()
-    {
-        using var scope = NewDisposeScope();
-        _logits.grad = null;
-        _auto.forward(_logits, _target).backward();
-    }
+    public void TorchLoss() => ForwardBackward(_auto);
 
     /// <summary>TorchLoss forced onto libtorch (the fallback path), then backward.</summary>
-    public void TorchLossLibTorch()
-    {
-        using var scope = NewDisposeScope();
-        _logits.grad = null;
-        _libTorch.forward(_logits, _target).backward();
-    }
+    public void TorchLossLibTorch() => ForwardBackward(_libTorch);
 
     /// <summary>TorchLoss forced onto the fused kernel, then backward.</summary>
-    public void TorchLossFused()
+    public void TorchLossFused() => ForwardBackward(_fused);
+
+    private void ForwardBackward(TokenCrossEntropy loss)
     {
         using var scope = NewDisposeScope();
         _logits.grad = null;
-        _fused.forward(_logits, _target).backward();
+        loss.forward(_logits, _target).backward();
     }
 
     /// <summary>One copy of the logits into a preallocated tensor: one read and one write of N·V values.</summary>

@@ -94,23 +94,10 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
         long elementBytes = computeType == ScalarType.Float64 ? 8 : 4;
         long chunkRows = ChunkSize ?? Math.Max(1, AutomaticChunkBytes / (classes * elementBytes));
 
-        var call = new FusedCrossEntropyCall
-        {
-            Epsilon = CrossEntropyComputation.UniformEquivalent(Options, classes),
-            ZLossWeight = Options.ZLossWeight,
-            Scale = FusedCrossEntropyPath.LossScale(Options.Reduction, normalizer, tokenCount),
-            PerRow = Options.Reduction == nn.Reduction.None,
-            NeedGradient = is_grad_enabled() && (h.requires_grad || w.requires_grad || (b is not null && b.requires_grad)),
-        };
+        var call = FusedCrossEntropyPath.NewCall(Options, classes, normalizer, tokenCount,
+            needGradient: h.requires_grad || w.requires_grad || (b is not null && b.requires_grad));
         var loss = ChunkedLinearCrossEntropyFunction.Apply(h, w, b, flatTarget, counted, call, chunkRows);
-        if (call.PerRow) loss = loss.reshape(target.shape);
-
-        var result = new LossResult(
-            loss,
-            tensor(call.NllSum, ScalarType.Float64),
-            tensor(tokenCount, ScalarType.Int64),
-            tensor(call.ZLossSum, ScalarType.Float64));
-        return result.MoveToOuterDisposeScope();
+        return FusedCrossEntropyPath.Result(loss, call, tokenCount, target.shape).MoveToOuterDisposeScope();
     }
 
     private static void CheckHead(Tensor hidden, Tensor weight, Tensor? bias)

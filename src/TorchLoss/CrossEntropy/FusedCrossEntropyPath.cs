@@ -49,24 +49,31 @@ internal static class FusedCrossEntropyPath
         var x = (logits.dtype is ScalarType.Float32 or ScalarType.Float64 ? logits : logits.to(ScalarType.Float32)).contiguous();
         var countedRows = counted.contiguous();
         long tokenCount = countedRows.sum(ScalarType.Int64).item<long>();
-        var call = new FusedCrossEntropyCall
-        {
-            Epsilon = CrossEntropyComputation.UniformEquivalent(options, x.shape[1]),
-            ZLossWeight = options.ZLossWeight,
-            Scale = LossScale(options.Reduction, normalizer, tokenCount),
-            PerRow = options.Reduction == nn.Reduction.None,
-            NeedGradient = is_grad_enabled() && x.requires_grad,
-        };
+        var call = NewCall(options, x.shape[1], normalizer, tokenCount, needGradient: x.requires_grad);
         var loss = FusedCrossEntropyFunction.Apply(x, target.contiguous(), countedRows, call);
-        if (call.PerRow) loss = loss.reshape(perTokenShape);
-
-        var result = new LossResult(
-            loss,
-            tensor(call.NllSum, ScalarType.Float64),
-            tensor(tokenCount, ScalarType.Int64),
-            tensor(call.ZLossSum, ScalarType.Float64));
-        return result.MoveToOuterDisposeScope();
+        return Result(loss, call, tokenCount, perTokenShape).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// The kernel's plain arguments for <paramref name="options"/> over <paramref name="classes"/> classes and
+    /// <paramref name="tokenCount"/> counted rows (divided by <paramref name="normalizer"/> if given); the gradient is
+    /// written when <paramref name="needGradient"/> (an input requires one) and grad mode is on.
+    /// </summary>
+    public static FusedCrossEntropyCall NewCall(CrossEntropyOptions options, long classes, long? normalizer, long tokenCount, bool needGradient) => new()
+    {
+        Epsilon = CrossEntropyComputation.UniformEquivalent(options, classes),
+        ZLossWeight = options.ZLossWeight,
+        Scale = LossScale(options.Reduction, normalizer, tokenCount),
+        PerRow = options.Reduction == nn.Reduction.None,
+        NeedGradient = is_grad_enabled() && needGradient,
+    };
+
+    /// <summary>The <see cref="LossResult"/> of a finished call: its loss (per-row losses reshaped to <paramref name="perTokenShape"/>) and its sums.</summary>
+    public static LossResult Result(Tensor loss, FusedCrossEntropyCall call, long tokenCount, long[] perTokenShape) => new(
+        call.PerRow ? loss.reshape(perTokenShape) : loss,
+        tensor(call.NllSum, ScalarType.Float64),
+        tensor(tokenCount, ScalarType.Int64),
+        tensor(call.ZLossSum, ScalarType.Float64));
 
     /// <summary>The factor on Σ loss (and its gradient) that gives the configured reduction; 1 for per-token losses.</summary>
     public static double LossScale(nn.Reduction reduction, long? normalizer, long tokenCount) => reduction switch
