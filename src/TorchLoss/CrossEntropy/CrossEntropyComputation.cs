@@ -35,7 +35,8 @@ internal static class CrossEntropyComputation
             }
             else
             {
-                lse = x.logsumexp(1);
+                // z-loss needs log-sum-exp in the graph; the unsmoothed NLL alone only needs it detached.
+                if (options.ZLossWeight > 0) lse = x.logsumexp(1);
                 nll = UnsmoothedNll(x, target, counted, lse);
             }
         }
@@ -85,11 +86,11 @@ internal static class CrossEntropyComputation
             ? options.LabelSmoothing * classes / (classes - 1)
             : options.LabelSmoothing;
 
-    private static Tensor UnsmoothedNll(Tensor x, Tensor target, Tensor counted, Tensor lse)
+    private static Tensor UnsmoothedNll(Tensor x, Tensor target, Tensor counted, Tensor? lse)
     {
         using var _ = no_grad();
         var safeTarget = target.masked_fill(counted.logical_not(), 0);
-        var nll = lse - x.gather(1, safeTarget.unsqueeze(1)).squeeze(1);
+        var nll = (lse ?? x.logsumexp(1)) - x.gather(1, safeTarget.unsqueeze(1)).squeeze(1);
         return where(counted, nll, zeros_like(nll));
     }
 }
