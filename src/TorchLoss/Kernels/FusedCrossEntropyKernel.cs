@@ -56,7 +56,7 @@ internal static class FusedCrossEntropyKernel
             RunRows(args, 0, rows);
             return;
         }
-        Parallel.For(0L, tasks, task =>
+        KernelParallel.For(tasks, task =>
         {
             long first = task * rowsPerTask;
             RunRows(args, first, Math.Min(rows, first + rowsPerTask));

@@ -1,0 +1,25 @@
+using TorchSharp;
+
+namespace TorchLoss.Kernels;
+
+/// <summary>
+/// The one place the CPU kernels fan work out to threads. It honours libtorch's intra-op thread count
+/// (<c>torch.set_num_threads</c>, e.g. TinyLM's <c>--threads 1</c>), so a user who limits torch limits TorchLoss too.
+/// </summary>
+internal static class KernelParallel
+{
+    /// <summary>The number of threads the kernels may use: libtorch's intra-op setting, at least 1.</summary>
+    public static int MaxThreads => Math.Max(1, torch.get_num_threads());
+
+    /// <summary>Runs <paramref name="body"/> for every index in [0, <paramref name="count"/>), on at most <see cref="MaxThreads"/> threads.</summary>
+    public static void For(long count, Action<long> body)
+    {
+        int threads = MaxThreads;
+        if (count <= 1 || threads == 1)
+        {
+            for (long i = 0; i < count; i++) body(i);
+            return;
+        }
+        Parallel.For(0L, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
+    }
+}
