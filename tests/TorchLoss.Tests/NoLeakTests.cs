@@ -52,7 +52,7 @@ public class NoLeakTests
             var logits = randn(2, 6, 5, requires_grad: true);
             var labels = randint(0, 5, [2, 6]);
             var mask = rand(2, 6).gt(0.3);
-            long normalizer = loss.CountTokens(labels, mask) + 1;
+            long normalizer = CausalLMLoss.CountTokens(labels, mask) + 1;
             using var result = loss.Compute(logits, labels, mask, normalizer);
             result.Loss.backward();
         }, 30);
