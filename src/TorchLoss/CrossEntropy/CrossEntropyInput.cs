@@ -98,14 +98,15 @@ internal static class CrossEntropyInput
             ScalarType.Float32 => 1e-3,
             _ => 1e-2,
         };
-        var sums = target.to(ScalarType.Float64).sum(-1);
-        var negative = target.lt(0).any(-1);
+        var rows = target.to(ScalarType.Float64);
+        var sums = rows.sum(-1);
+        var negative = rows.lt(0).any(-1);
         var offSum = (sums - 1).abs().le(tolerance).logical_not(); // NaN sums land here too
         var bad = (negative | offSum) & counted;
         if (!bad.any().item<bool>()) return;
         long position = bad.flatten().nonzero()[0, 0].item<long>();
         long[] index = Unravel(position, counted.shape);
-        double minimum = target.reshape(-1, target.shape[^1])[position].min().item<double>();
+        double minimum = rows.reshape(-1, rows.shape[^1])[position].min().item<double>();
         double sum = sums.flatten()[position].item<double>();
         throw new ArgumentException(
             $"{targetName} at position {Shape(index)} is not a distribution: its entries sum to {sum:G6} (tolerance {tolerance:G1}) and the smallest is {minimum:G6}. " +
