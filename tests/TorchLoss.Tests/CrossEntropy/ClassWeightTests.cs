@@ -148,6 +148,39 @@ public class ClassWeightTests
         AssertClose(expected, ours, 1e-12, "loss");
     }
 
+    /// <summary>What torch has no counterpart for (z-loss, masks, normalisers, ε' > 1): the fused kernel against the libtorch path.</summary>
+    [Theory]
+    [InlineData(nn.Reduction.Mean, 0.1, SmoothingKind.Uniform, false)]
+    [InlineData(nn.Reduction.Sum, 0.6, SmoothingKind.OtherClasses, true)]
+    [InlineData(nn.Reduction.None, 0.2, SmoothingKind.Uniform, false)]
+    [InlineData(nn.Reduction.Mean, 0.0, SmoothingKind.Uniform, true)]
+    public void FusedMatchesLibTorchWithZLossMasksAndNormalizers(nn.Reduction reduction, double epsilon, SmoothingKind kind, bool withNormalizer)
+    {
+        using var scope = NewDisposeScope();
+        const long classes = 6;
+        var target = Targets([4, 7], classes, seed: 71, ignoreFraction: 0.2);
+        var mask = rand([4, 7], generator: new Generator(72)).gt(0.2);
+        long? normalizer = withNormalizer ? 30 : null;
+        var options = new CrossEntropyOptions
+        {
+            LabelSmoothing = epsilon, Smoothing = kind, ZLossWeight = 1e-3, Reduction = reduction, ClassWeights = RandomWeights(classes, seed: 73),
+        };
+        var results = new List<(LossResult Result, Tensor Gradient)>();
+        foreach (var backend in new[] { CrossEntropyBackend.LibTorch, CrossEntropyBackend.Fused })
+        {
+            var logits = Logits([4, 7, classes], ScalarType.Float64, seed: 74);
+            using var module = new TokenCrossEntropy(options with { Backend = backend });
+            var result = module.Compute(logits, target, mask, normalizer);
+            result.Loss.backward(reduction == nn.Reduction.None ? [rand([4, 7], ScalarType.Float64, generator: new Generator(75))] : null);
+            results.Add((result, logits.grad!));
+        }
+        var (expected, actual) = (results[0], results[1]);
+        AssertClose(expected.Result.Loss, actual.Result.Loss, 1e-12, "loss");
+        AssertClose(expected.Gradient, actual.Gradient, 1e-12, "gradient");
+        AssertClose(expected.Result.NllSum, actual.Result.NllSum, 1e-12, "NllSum");
+        AssertClose(expected.Result.ZLossSum, actual.Result.ZLossSum, 1e-12, "ZLossSum");
+    }
+
     [Fact]
     public void NllSumAndTokenCountStayUnweighted()
     {
