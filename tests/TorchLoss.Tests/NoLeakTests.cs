@@ -12,7 +12,25 @@ public class NoLeakTests
         new CrossEntropyOptions { LabelSmoothing = 0.1, Reduction = nn.Reduction.Sum },
         new CrossEntropyOptions { LabelSmoothing = 0.2, Smoothing = SmoothingKind.OtherClasses, ZLossWeight = 1e-3 },
         new CrossEntropyOptions { LabelSmoothing = 0.9, Smoothing = SmoothingKind.OtherClasses, Reduction = nn.Reduction.None },
+        new CrossEntropyOptions { LabelSmoothing = 0.1, ClassWeights = [1, 0, 2, 1, 1, 3, 1], Backend = CrossEntropyBackend.LibTorch },
+        new CrossEntropyOptions { LabelSmoothing = 0.1, ClassWeights = [1, 0, 2, 1, 1, 3, 1], Backend = CrossEntropyBackend.Fused },
     };
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void TokenCrossEntropyWithSoftTargets(CrossEntropyOptions options)
+    {
+        using var loss = new TokenCrossEntropy(options with { Backend = CrossEntropyBackend.Auto });
+        using var mask = ones(2, 5, ScalarType.Bool);
+        LeakCheck.AssertNoGrowth(() =>
+        {
+            using var scope = NewDisposeScope();
+            var logits = randn(2, 5, 7, requires_grad: true);
+            var target = nn.functional.softmax(randn(2, 5, 7), -1);
+            using (var result = loss.Compute(logits, target, mask)) result.Loss.sum().backward();
+            loss.forward(logits, target).sum().backward();
+        }, 30);
+    }
 
     [Theory]
     [MemberData(nameof(Paths))]
@@ -52,7 +70,7 @@ public class NoLeakTests
             var logits = randn(2, 6, 5, requires_grad: true);
             var labels = randint(0, 5, [2, 6]);
             var mask = rand(2, 6).gt(0.3);
-            long normalizer = loss.CountTokens(labels, mask) + 1;
+            long normalizer = CausalLMLoss.CountTokens(labels, mask) + 1;
             using var result = loss.Compute(logits, labels, mask, normalizer);
             result.Loss.backward();
         }, 30);

@@ -27,6 +27,20 @@ internal static class TestTensors
         }
     }
 
+    /// <summary>
+    /// Asserts that our loss and torch's agree (1e-12 in float64, 2e-5 otherwise), and so do the gradients of
+    /// Σ loss·u for a seeded random u, ours in <paramref name="logits"/>.grad and torch's in <paramref name="torchLogits"/>.grad.
+    /// </summary>
+    public static void AssertSameLossAndGradient(Tensor theirs, Tensor torchLogits, Tensor ours, Tensor logits, string what = "")
+    {
+        double tolerance = logits.dtype == ScalarType.Float64 ? 1e-12 : 2e-5;
+        AssertClose(theirs, ours, tolerance, $"loss {what}");
+        var upstream = rand(ours.shape, ScalarType.Float64, generator: new Generator(7)).to(ours.dtype);
+        (ours * upstream).sum().backward();
+        (theirs * upstream).sum().backward();
+        AssertClose(torchLogits.grad!, logits.grad!, tolerance, $"gradient {what}");
+    }
+
     /// <summary>Seeded logits [shape] of the given dtype, as a leaf that requires grad.</summary>
     public static Tensor Logits(long[] shape, ScalarType dtype, long seed, double scale = 3.0)
     {

@@ -26,7 +26,7 @@ public sealed class CausalLMTrainingLoss : ITrainingLoss, IDisposable
     public long CountTokens(TrainingBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        return loss.CountTokens(batch.Labels, batch.LossMask);
+        return CausalLMLoss.CountTokens(batch.Labels, batch.LossMask, loss.Options.IgnoreIndex);
     }
 
     /// <summary>Disposes the loss module.</summary>

@@ -11,14 +11,9 @@ namespace TinyGpt;
 public sealed class FusedHeadTrainingLoss : ITrainingLoss, IDisposable
 {
     private readonly ChunkedLinearCrossEntropy head;
-    private readonly CausalLMLoss counter;
 
     /// <summary>Creates the loss with <paramref name="options"/> (smoothing, z-loss, ignore index).</summary>
-    public FusedHeadTrainingLoss(CrossEntropyOptions? options = null)
-    {
-        head = new ChunkedLinearCrossEntropy(options);
-        counter = new CausalLMLoss(options);
-    }
+    public FusedHeadTrainingLoss(CrossEntropyOptions? options = null) => head = new ChunkedLinearCrossEntropy(options, causal: true);
 
     /// <inheritdoc />
     public (Tensor Loss, Tensor NllSum) Compute(Gpt model, TrainingBatch batch, long normalizer)
@@ -26,11 +21,8 @@ public sealed class FusedHeadTrainingLoss : ITrainingLoss, IDisposable
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(batch);
         using var scope = NewDisposeScope();
-        // Position t predicts token t+1: drop the last hidden state and the first label (a copy of B·T·D values, not of B·T·V).
-        var hidden = model.Hidden(batch.Ids)[.., ..^1, ..];
-        var targets = batch.Labels[.., 1..];
-        var mask = batch.LossMask?[.., 1..];
-        var result = head.Compute(hidden, model.HeadWeight, targets, lossMask: mask, normalizer: normalizer);
+        // Causal mode pairs hidden state t with label t+1: the unshifted labels go in as they are.
+        var result = head.Compute(model.Hidden(batch.Ids), model.HeadWeight, batch.Labels, batch.LossMask, normalizer);
         return (result.Loss.MoveToOuterDisposeScope(), result.NllSum.MoveToOuterDisposeScope());
     }
 
@@ -38,13 +30,9 @@ public sealed class FusedHeadTrainingLoss : ITrainingLoss, IDisposable
     public long CountTokens(TrainingBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        return counter.CountTokens(batch.Labels, batch.LossMask);
+        return CausalLMLoss.CountTokens(batch.Labels, batch.LossMask, head.Options.IgnoreIndex);
     }
 
-    /// <summary>Disposes the loss modules.</summary>
-    public void Dispose()
-    {
-        head.Dispose();
-        counter.Dispose();
-    }
+    /// <summary>Disposes the loss module.</summary>
+    public void Dispose() => head.Dispose();
 }

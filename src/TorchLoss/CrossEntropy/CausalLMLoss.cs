@@ -36,66 +36,47 @@ public sealed class CausalLMLoss : nn.Module<Tensor, Tensor, Tensor>
 
     /// <summary>Computes the next-token loss and the totals a metric needs.</summary>
     /// <param name="logits">Model output [B, T, V]; position t predicts token t+1.</param>
-    /// <param name="labels">The token sequence [B, T], unshifted; positions not to learn hold <see cref="CrossEntropyOptions.IgnoreIndex"/>.</param>
+    /// <param name="labels">
+    /// The token sequence [B, T], unshifted; positions not to learn hold <see cref="CrossEntropyOptions.IgnoreIndex"/>.
+    /// Or soft labels [B, T, V] (floating): position t's distribution over the token at t (unshifted as well).
+    /// </param>
     /// <param name="lossMask">Optional bool [B, T] aligned with <paramref name="labels"/>: true = this token is learned.</param>
     /// <param name="normalizer">
     /// Optional count of learned tokens across all micro-batches of one optimiser step (sum <see cref="CountTokens"/>
     /// over them); the loss is then Σ loss / normalizer and accumulated gradients equal the full-batch gradient.
     /// </param>
-    /// <exception cref="ArgumentException">Shapes, dtypes, devices or label values are invalid.</exception>
+    /// <exception cref="ArgumentException">Shapes, dtypes, devices, label values or class weights are invalid.</exception>
     public LossResult Compute(Tensor logits, Tensor labels, Tensor? lossMask = null, long? normalizer = null)
     {
         CrossEntropyInput.CheckLogits(logits, nameof(logits));
-        ArgumentNullException.ThrowIfNull(labels);
         if (logits.dim() != 3)
             throw new ArgumentException($"logits must be [B, T, V], got shape {CrossEntropyInput.Shape(logits)}.", nameof(logits));
-        if (labels.dim() == 2 && labels.shape[1] < 2)
-            throw new ArgumentException($"labels must hold at least 2 tokens per row to predict a next token, got shape {CrossEntropyInput.Shape(labels)}.", nameof(labels));
         using var scope = NewDisposeScope();
-        var labels64 = CrossEntropyInput.CheckTarget(logits, labels, nameof(logits), nameof(labels));
-        CrossEntropyInput.CheckMask(lossMask, labels, nameof(lossMask), nameof(labels));
-        CrossEntropyInput.CheckNormalizer(normalizer, Options.Reduction);
         long classes = logits.shape[2];
-        if (Options.Smoothing == SmoothingKind.OtherClasses && Options.LabelSmoothing > 0 && classes < 2)
-            throw new ArgumentException($"OtherClasses smoothing needs at least 2 classes, got logits shape {CrossEntropyInput.Shape(logits)}.", nameof(logits));
-
-        // Checked before shifting so that an error names the label's own index.
-        CrossEntropyInput.CheckTargetRange(labels64, classes, Options, nameof(labels));
-
-        // Shift the labels, not the logits: logits[:, :-1] would be a strided copy of the largest tensor.
-        var (shifted, counted) = ShiftedTargets(labels64, lossMask);
-        var result = CrossEntropyComputation.Compute(logits.reshape(-1, classes), shifted.reshape(-1), counted.reshape(-1), Options, normalizer, labels.shape);
+        // The labels are shifted, not the logits: logits[:, :-1] would be a strided copy of the largest tensor.
+        var targets = CrossEntropyInput.Prepare(logits, nameof(logits), classes, $"logits shape {CrossEntropyInput.Shape(logits)}", labels, nameof(labels), lossMask, normalizer, Options, causal: true, allowSoft: true);
+        var result = CrossEntropyComputation.Compute(logits.reshape(-1, classes), targets, Options, normalizer);
         return result.MoveToOuterDisposeScope();
     }
 
     /// <summary>
-    /// The number of tokens <paramref name="labels"/> [B, T] will contribute to the loss (every position
-    /// after the first that is neither ignored nor masked). Sum it over the micro-batches of one optimiser
-    /// step to get the <c>normalizer</c>. Reads a value back from the device.
+    /// The number of tokens <paramref name="labels"/> [B, T] contributes to a next-token loss: every position after
+    /// the first that is neither <paramref name="ignoreIndex"/> nor masked out. Sum it over the micro-batches of one
+    /// optimiser step to get the <c>normalizer</c> of <see cref="Compute"/> (also of <see cref="ChunkedLinearCrossEntropy"/>
+    /// in causal mode). Reads a value back from the device.
     /// </summary>
-    public long CountTokens(Tensor labels, Tensor? lossMask = null)
+    /// <param name="labels">Unshifted labels [B, T] of an integer dtype.</param>
+    /// <param name="lossMask">Optional bool [B, T]: true = learned.</param>
+    /// <param name="ignoreIndex">The label value that is not counted: the loss options' <see cref="CrossEntropyOptions.IgnoreIndex"/>.</param>
+    /// <exception cref="ArgumentException">The labels or the mask are invalid.</exception>
+    public static long CountTokens(Tensor labels, Tensor? lossMask = null, long ignoreIndex = -100)
     {
         CrossEntropyInput.CheckIntegerTarget(labels, nameof(labels));
         if (labels.dim() != 2)
             throw new ArgumentException($"labels must be [B, T], got shape {CrossEntropyInput.Shape(labels)}.", nameof(labels));
-        CrossEntropyInput.CheckMask(lossMask, labels, nameof(lossMask), nameof(labels));
+        CrossEntropyInput.CheckMask(lossMask, labels.shape, labels, nameof(lossMask), nameof(labels));
         using var scope = NewDisposeScope();
-        var (_, counted) = ShiftedTargets(labels.to(ScalarType.Int64), lossMask);
+        var (_, counted) = CrossEntropyInput.ShiftedTargets(labels.to(ScalarType.Int64), lossMask, ignoreIndex);
         return counted.sum().item<long>();
-    }
-
-    /// <summary>Targets [B, T] where position t holds label t+1, and the last position is ignored.</summary>
-    private (Tensor Targets, Tensor Counted) ShiftedTargets(Tensor labels, Tensor? lossMask)
-    {
-        long batch = labels.shape[0];
-        var pad = full(batch, 1, Options.IgnoreIndex, ScalarType.Int64, labels.device);
-        var targets = cat([labels[.., 1..], pad], 1);
-        var counted = targets.ne(Options.IgnoreIndex);
-        if (lossMask is not null)
-        {
-            var maskPad = zeros(batch, 1, ScalarType.Bool, lossMask.device);
-            counted = counted.logical_and(cat([lossMask[.., 1..], maskPad], 1));
-        }
-        return (targets, counted);
     }
 }

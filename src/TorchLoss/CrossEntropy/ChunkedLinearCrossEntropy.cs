@@ -9,7 +9,8 @@ namespace TorchLoss;
 /// materialising the [N, V] logits: rows go through in chunks whose logits are turned into gradients in place
 /// and folded into the gradients of <c>hidden</c>, <c>weight</c> and <c>bias</c>. Memory grows with one chunk
 /// instead of three or four copies of the logits; the loss, gradients and totals are those of
-/// <see cref="TokenCrossEntropy"/> on the full logits (same options, masks and normaliser).
+/// <see cref="TokenCrossEntropy"/> on the full logits (same options, masks and normaliser) or, in causal mode, of
+/// <see cref="CausalLMLoss"/>.
 /// </summary>
 /// <remarks>
 /// Runs on the CPU with float32 or float64 (float16/bfloat16 inputs are computed in float32). With
@@ -18,8 +19,8 @@ namespace TorchLoss;
 /// </remarks>
 /// <example>
 /// <code>
-/// using var head = new ChunkedLinearCrossEntropy(new CrossEntropyOptions { LabelSmoothing = 0.1 });
-/// var loss = head.forward(hidden, lmHead.weight!, targets);   // hidden [N, d], weight [V, d], targets [N]
+/// using var head = new ChunkedLinearCrossEntropy(new CrossEntropyOptions { LabelSmoothing = 0.1 }, causal: true);
+/// var loss = head.forward(hidden, lmHead.weight!, ids);   // hidden [B, T, d], weight [V, d], unshifted ids [B, T]
 /// loss.backward();
 /// </code>
 /// </example>
@@ -29,16 +30,21 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
     public const long AutomaticChunkBytes = 128L << 20;
 
     /// <summary>Creates the module; options are validated here and fixed for its lifetime.</summary>
-    /// <param name="options">Smoothing, ignore index, reduction and z-loss; <see cref="CrossEntropyOptions.Default"/> when null. <see cref="CrossEntropyOptions.Backend"/> does not apply.</param>
+    /// <param name="options">Smoothing, ignore index, class weights, reduction and z-loss; <see cref="CrossEntropyOptions.Default"/> when null. <see cref="CrossEntropyOptions.Backend"/> does not apply.</param>
     /// <param name="chunkSize">Rows per chunk; null picks the largest chunk whose logits fit in <see cref="AutomaticChunkBytes"/>.</param>
+    /// <param name="causal">
+    /// Next-token mode, as <see cref="CausalLMLoss"/>: hidden [B, T, d] and <b>unshifted</b> labels [B, T]; the module
+    /// scores position t against label t+1, so callers never shift. False: every row is scored against its own target.
+    /// </param>
     /// <exception cref="ArgumentException">An option is out of range or <paramref name="chunkSize"/> is not positive.</exception>
-    public ChunkedLinearCrossEntropy(CrossEntropyOptions? options = null, int? chunkSize = null) : base(nameof(ChunkedLinearCrossEntropy))
+    public ChunkedLinearCrossEntropy(CrossEntropyOptions? options = null, int? chunkSize = null, bool causal = false) : base(nameof(ChunkedLinearCrossEntropy))
     {
         Options = options ?? CrossEntropyOptions.Default;
         Options.Validate();
         if (chunkSize is <= 0)
             throw new ArgumentException($"chunkSize must be a positive number of rows, got {chunkSize}.", nameof(chunkSize));
         ChunkSize = chunkSize;
+        Causal = causal;
         TorchBackend.EnsureLoaded();
         RegisterComponents();
     }
@@ -49,55 +55,52 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
     /// <summary>Rows per chunk, or null for automatic.</summary>
     public int? ChunkSize { get; }
 
+    /// <summary>Whether the module pairs position t with label t+1 (<see cref="CausalLMLoss"/>'s convention).</summary>
+    public bool Causal { get; }
+
     /// <summary>The loss to backpropagate for <paramref name="hidden"/> [..., d], head <paramref name="weight"/> [V, d] and <paramref name="target"/> [...].</summary>
     public override Tensor forward(Tensor hidden, Tensor weight, Tensor target) => Compute(hidden, weight, target).TakeLoss();
 
     /// <summary>Computes the loss and the totals a metric needs.</summary>
-    /// <param name="hidden">Final hidden states [..., d] (usually [N, d]).</param>
+    /// <param name="hidden">Final hidden states [..., d] (usually [N, d]); [B, T, d] in causal mode.</param>
     /// <param name="weight">The output head's weight [V, d] (an <c>nn.Linear(d, V)</c>'s weight, or tied embeddings).</param>
-    /// <param name="target">Class indices [...] of an integer dtype; <see cref="CrossEntropyOptions.IgnoreIndex"/> marks uncounted positions.</param>
+    /// <param name="target">
+    /// Class indices [...] of an integer dtype (in causal mode the unshifted labels [B, T]);
+    /// <see cref="CrossEntropyOptions.IgnoreIndex"/> marks uncounted positions.
+    /// </param>
+    /// <param name="lossMask">Optional bool [...] aligned with <paramref name="target"/>: true = counted. Combined with the ignore index.</param>
+    /// <param name="normalizer">
+    /// Optional total of counted tokens across the micro-batches of one optimiser step (in causal mode the sum of
+    /// <see cref="CausalLMLoss.CountTokens"/>); the loss is then Σ loss / normalizer.
+    /// </param>
     /// <param name="bias">Optional head bias [V].</param>
-    /// <param name="lossMask">Optional bool [...]: true = counted. Combined with the ignore index.</param>
-    /// <param name="normalizer">Optional total of counted tokens across the micro-batches of one optimiser step; the loss is then Σ loss / normalizer.</param>
-    /// <exception cref="ArgumentException">Shapes, dtypes, devices or target values are invalid.</exception>
-    public LossResult Compute(Tensor hidden, Tensor weight, Tensor target, Tensor? bias = null, Tensor? lossMask = null, long? normalizer = null)
+    /// <exception cref="ArgumentException">Shapes, dtypes, devices, target values or class weights are invalid.</exception>
+    public LossResult Compute(Tensor hidden, Tensor weight, Tensor target, Tensor? lossMask = null, long? normalizer = null, Tensor? bias = null)
     {
         CheckHead(hidden, weight, bias);
+        if (Causal && hidden.dim() != 3)
+            throw new ArgumentException($"In causal mode hidden must be [B, T, d], got shape {CrossEntropyInput.Shape(hidden)}.", nameof(hidden));
         using var scope = NewDisposeScope();
         long classes = weight.shape[0];
         long width = weight.shape[1];
-        long[] rowShape = hidden.shape[..^1];
-        ArgumentNullException.ThrowIfNull(target);
-        if (!rowShape.SequenceEqual(target.shape))
-        {
-            throw new ArgumentException(
-                $"target shape {CrossEntropyInput.Shape(target)} does not match hidden shape {CrossEntropyInput.Shape(hidden)} without its last dimension (expected {CrossEntropyInput.Shape(rowShape)}).",
-                nameof(target));
-        }
-        var target64 = CrossEntropyInput.CheckTarget(hidden, target, nameof(hidden), nameof(target));
-        CrossEntropyInput.CheckMask(lossMask, target, nameof(lossMask), nameof(target));
-        CrossEntropyInput.CheckNormalizer(normalizer, Options.Reduction);
-        if (Options.Smoothing == SmoothingKind.OtherClasses && Options.LabelSmoothing > 0 && classes < 2)
-            throw new ArgumentException($"OtherClasses smoothing needs at least 2 classes, got weight shape {CrossEntropyInput.Shape(weight)}.", nameof(weight));
-        CrossEntropyInput.CheckTargetRange(target64, classes, Options, nameof(target));
-
-        var flatTarget = target64.reshape(-1).contiguous();
-        var counted = flatTarget.ne(Options.IgnoreIndex);
-        if (lossMask is not null) counted = counted.logical_and(lossMask.reshape(-1));
+        var targets = CrossEntropyInput.Prepare(hidden, nameof(hidden), classes, $"weight shape {CrossEntropyInput.Shape(weight)}", target, nameof(target), lossMask, normalizer, Options, Causal, allowSoft: false);
+        var flatTarget = targets.Target.contiguous();
+        var counted = targets.Counted.contiguous();
         long tokenCount = counted.sum(ScalarType.Int64).item<long>();
 
         // Half and bfloat16 lose too much in log-sum-exp: compute in float32; autograd casts the gradients back.
         var computeType = hidden.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+        // In causal mode the last position of each row is uncounted: the kernel skips it, so hidden needs no slicing copy.
         var h = hidden.reshape(-1, width).to(computeType).contiguous();
         var w = weight.to(computeType);
         var b = bias?.to(computeType);
         long elementBytes = computeType == ScalarType.Float64 ? 8 : 4;
         long chunkRows = ChunkSize ?? Math.Max(1, AutomaticChunkBytes / (classes * elementBytes));
 
-        var call = FusedCrossEntropyPath.NewCall(Options, classes, normalizer, tokenCount,
+        var call = FusedCrossEntropyPath.NewCall(Options, classes, targets, normalizer, tokenCount,
             needGradient: h.requires_grad || w.requires_grad || (b is not null && b.requires_grad));
         var loss = ChunkedLinearCrossEntropyFunction.Apply(h, w, b, flatTarget, counted, call, chunkRows);
-        return FusedCrossEntropyPath.Result(loss, call, tokenCount, target.shape).MoveToOuterDisposeScope();
+        return FusedCrossEntropyPath.Result(loss, call, tokenCount, targets.PerTokenShape).MoveToOuterDisposeScope();
     }
 
     private static void CheckHead(Tensor hidden, Tensor weight, Tensor? bias)

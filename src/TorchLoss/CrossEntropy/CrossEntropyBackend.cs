@@ -16,7 +16,8 @@ public enum CrossEntropyBackend
     /// <summary>
     /// The fused CPU kernel: one pass per row computes the loss and writes the gradient, so only the gradient
     /// is stored instead of the log-softmax and the gradient. Float16/bfloat16 logits are computed in float32;
-    /// logits on another device are rejected with an <see cref="ArgumentException"/>. Its gradient is precomputed,
+    /// logits on another device are rejected with an <see cref="ArgumentException"/>, and so are soft (probability)
+    /// targets, which <see cref="Auto"/> sends to libtorch; class weights are supported. Its gradient is precomputed,
     /// so it supports first-order gradients only: for double backward (<c>create_graph</c>) choose <see cref="LibTorch"/>.
     /// </summary>
     Fused,

@@ -33,6 +33,27 @@ public sealed record CrossEntropyOptions
     /// </summary>
     public CrossEntropyBackend Backend { get; init; } = CrossEntropyBackend.Auto;
 
+    /// <summary>
+    /// Optional weight of each class (C finite values ≥ 0), with the semantics of torch's <c>cross_entropy(weight: w)</c>:
+    /// a token's loss is Σ_j w_j·q_j·(−log p_j) for its target distribution q (one-hot, smoothed or soft), and with
+    /// class-index targets <see cref="torch.nn.Reduction.Mean"/> divides by Σ w[target] over counted tokens instead of
+    /// their number. <see cref="LossResult.NllSum"/> stays the unweighted NLL. Null (default) weighs every class 1.
+    /// </summary>
+    public IReadOnlyList<double>? ClassWeights
+    {
+        get => classWeights;
+        init => classWeights = value?.ToArray(); // a copy, so the options stay immutable
+    }
+
+    private readonly double[]? classWeights;
+
+    /// <summary>
+    /// Check that soft (probability) targets are distributions on every counted position: no negative entry and a
+    /// sum within a dtype-dependent tolerance of 1. The check reads a value back from the device; turn it off on hot
+    /// paths whose targets are distributions by construction (e.g. a softmax).
+    /// </summary>
+    public bool CheckSoftTargets { get; init; } = true;
+
     /// <summary>The default options: no smoothing, ignore index -100, mean reduction, no z-loss.</summary>
     public static CrossEntropyOptions Default { get; } = new();
 
@@ -48,5 +69,35 @@ public sealed record CrossEntropyOptions
             throw new ArgumentException($"Unknown reduction {Reduction}.", nameof(Reduction));
         if (!Enum.IsDefined(Backend))
             throw new ArgumentException($"Unknown cross-entropy backend {Backend}.", nameof(Backend));
+        if (classWeights is not null) ValidateClassWeights(classWeights);
+    }
+
+    private void ValidateClassWeights(double[] weights)
+    {
+        if (weights.Length == 0)
+            throw new ArgumentException("ClassWeights must hold one weight per class, got an empty list.", nameof(ClassWeights));
+        for (int c = 0; c < weights.Length; c++)
+        {
+            if (!double.IsFinite(weights[c]) || weights[c] < 0)
+                throw new ArgumentException($"ClassWeights must be finite and ≥ 0, got {weights[c]} for class {c}.", nameof(ClassWeights));
+        }
+        // A class equal to the ignore index is never a counted target, so its weight cannot rescue an all-zero list.
+        if (!weights.Where((w, c) => w > 0 && c != IgnoreIndex).Any())
+        {
+            throw new ArgumentException(
+                $"ClassWeights are zero for every class that can be counted (ignore index {IgnoreIndex}): every loss would be 0 and a mean 0/0.",
+                nameof(ClassWeights));
+        }
+    }
+
+    /// <summary>The class weights, checked against the number of <paramref name="classes"/> of an input.</summary>
+    internal double[]? ClassWeightsFor(long classes, string classesFrom)
+    {
+        if (classWeights is not null && classWeights.Length != classes)
+        {
+            throw new ArgumentException(
+                $"ClassWeights holds {classWeights.Length} weights but there are {classes} classes ({classesFrom}).", nameof(ClassWeights));
+        }
+        return classWeights;
     }
 }

@@ -41,29 +41,31 @@ internal static class FusedCrossEntropyPath
         }
     }
 
-    /// <summary>The loss of validated, flattened inputs: logits [N, C], target [N] int64, counted [N] bool.</summary>
-    public static LossResult Compute(Tensor logits, Tensor target, Tensor counted, CrossEntropyOptions options, long? normalizer, long[] perTokenShape)
+    /// <summary>The loss of logits [N, C] against prepared class-index targets.</summary>
+    public static LossResult Compute(Tensor logits, PreparedTargets targets, CrossEntropyOptions options, long? normalizer)
     {
         using var scope = NewDisposeScope();
         // Half and bfloat16 lose too much in log-sum-exp: compute in float32; autograd gives the gradient back in the input dtype.
         var x = (logits.dtype is ScalarType.Float32 or ScalarType.Float64 ? logits : logits.to(ScalarType.Float32)).contiguous();
-        var countedRows = counted.contiguous();
+        var countedRows = targets.Counted.contiguous();
         long tokenCount = countedRows.sum(ScalarType.Int64).item<long>();
-        var call = NewCall(options, x.shape[1], normalizer, tokenCount, needGradient: x.requires_grad);
-        var loss = FusedCrossEntropyFunction.Apply(x, target.contiguous(), countedRows, call);
-        return Result(loss, call, tokenCount, perTokenShape).MoveToOuterDisposeScope();
+        var call = NewCall(options, x.shape[1], targets, normalizer, tokenCount, needGradient: x.requires_grad);
+        var loss = FusedCrossEntropyFunction.Apply(x, targets.Target.contiguous(), countedRows, call);
+        return Result(loss, call, tokenCount, targets.PerTokenShape).MoveToOuterDisposeScope();
     }
 
     /// <summary>
     /// The kernel's plain arguments for <paramref name="options"/> over <paramref name="classes"/> classes and
-    /// <paramref name="tokenCount"/> counted rows (divided by <paramref name="normalizer"/> if given); the gradient is
-    /// written when <paramref name="needGradient"/> (an input requires one) and grad mode is on.
+    /// <paramref name="tokenCount"/> counted rows of <paramref name="targets"/> (divided by <paramref name="normalizer"/>
+    /// if given); the gradient is written when <paramref name="needGradient"/> (an input requires one) and grad mode is on.
     /// </summary>
-    public static FusedCrossEntropyCall NewCall(CrossEntropyOptions options, long classes, long? normalizer, long tokenCount, bool needGradient) => new()
+    public static FusedCrossEntropyCall NewCall(CrossEntropyOptions options, long classes, PreparedTargets targets, long? normalizer, long tokenCount, bool needGradient) => new()
     {
         Epsilon = CrossEntropyComputation.UniformEquivalent(options, classes),
         ZLossWeight = options.ZLossWeight,
-        Scale = LossScale(options.Reduction, normalizer, tokenCount),
+        ClassWeights = targets.ClassWeights,
+        // A weighted mean divides by Σ w[target] of the counted tokens, as torch's does.
+        Scale = LossScale(options.Reduction, normalizer, targets.TargetWeightSum?.item<double>() ?? tokenCount, tokenCount),
         PerRow = options.Reduction == nn.Reduction.None,
         NeedGradient = is_grad_enabled() && needGradient,
     };
@@ -75,12 +77,15 @@ internal static class FusedCrossEntropyPath
         tensor(tokenCount, ScalarType.Int64),
         tensor(call.ZLossSum, ScalarType.Float64));
 
-    /// <summary>The factor on Σ loss (and its gradient) that gives the configured reduction; 1 for per-token losses.</summary>
-    public static double LossScale(nn.Reduction reduction, long? normalizer, long tokenCount) => reduction switch
+    /// <summary>
+    /// The factor on Σ loss (and its gradient) that gives the configured reduction; 1 for per-token losses. A mean
+    /// divides by <paramref name="meanDenominator"/> (the token count, or Σ w[target]), and is 0 when no token is counted.
+    /// </summary>
+    public static double LossScale(nn.Reduction reduction, long? normalizer, double meanDenominator, long tokenCount) => reduction switch
     {
         nn.Reduction.None => 1.0,
         nn.Reduction.Sum when normalizer is null => 1.0,
-        nn.Reduction.Mean when normalizer is null => 1.0 / Math.Max(tokenCount, 1),
+        nn.Reduction.Mean when normalizer is null => tokenCount == 0 ? 1.0 : 1.0 / meanDenominator,
         _ => 1.0 / normalizer!.Value,
     };
 }

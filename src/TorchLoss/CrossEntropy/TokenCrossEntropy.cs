@@ -29,7 +29,7 @@ public sealed class TokenCrossEntropy : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>The options this module was built with.</summary>
     public CrossEntropyOptions Options { get; }
 
-    /// <summary>The loss to backpropagate for <paramref name="logits"/> [..., C] and int64 <paramref name="target"/> [...].</summary>
+    /// <summary>The loss to backpropagate for <paramref name="logits"/> [..., C] and <paramref name="target"/>: class indices [...] or distributions [..., C].</summary>
     public override Tensor forward(Tensor logits, Tensor target)
     {
         return Compute(logits, target).TakeLoss();
@@ -39,29 +39,24 @@ public sealed class TokenCrossEntropy : nn.Module<Tensor, Tensor, Tensor>
     /// Computes the loss and the totals a metric needs.
     /// </summary>
     /// <param name="logits">Unnormalised scores [..., C]; half and bfloat16 are computed in float32.</param>
-    /// <param name="target">Class indices [...] of an integer dtype; <see cref="CrossEntropyOptions.IgnoreIndex"/> marks uncounted positions.</param>
+    /// <param name="target">
+    /// Class indices [...] of an integer dtype, where <see cref="CrossEntropyOptions.IgnoreIndex"/> marks uncounted positions;
+    /// or soft targets: a floating tensor with the logits' shape holding a distribution over the classes per position
+    /// (torch's probability targets; no ignore index, use <paramref name="lossMask"/>).
+    /// </param>
     /// <param name="lossMask">Optional bool [...]: true = counted. Combined with the ignore index.</param>
     /// <param name="normalizer">
     /// Optional total of counted tokens across all micro-batches of one optimiser step; when given the loss is
     /// Σ loss / normalizer, so accumulated gradients equal the full-batch gradient.
     /// </param>
-    /// <exception cref="ArgumentException">Shapes, dtypes, devices or target values are invalid.</exception>
+    /// <exception cref="ArgumentException">Shapes, dtypes, devices, target values or class weights are invalid.</exception>
     public LossResult Compute(Tensor logits, Tensor target, Tensor? lossMask = null, long? normalizer = null)
     {
         CrossEntropyInput.CheckLogits(logits, nameof(logits));
         using var scope = NewDisposeScope();
-        var target64 = CrossEntropyInput.CheckTarget(logits, target, nameof(logits), nameof(target));
-        CrossEntropyInput.CheckMask(lossMask, target, nameof(lossMask), nameof(target));
-        CrossEntropyInput.CheckNormalizer(normalizer, Options.Reduction);
         long classes = logits.shape[^1];
-        if (Options.Smoothing == SmoothingKind.OtherClasses && Options.LabelSmoothing > 0 && classes < 2)
-            throw new ArgumentException($"OtherClasses smoothing needs at least 2 classes, got logits shape {CrossEntropyInput.Shape(logits)}.", nameof(logits));
-        CrossEntropyInput.CheckTargetRange(target64, classes, Options, nameof(target));
-
-        var flatTarget = target64.reshape(-1);
-        var counted = flatTarget.ne(Options.IgnoreIndex);
-        if (lossMask is not null) counted = counted.logical_and(lossMask.reshape(-1));
-        var result = CrossEntropyComputation.Compute(logits.reshape(-1, classes), flatTarget, counted, Options, normalizer, target.shape);
+        var targets = CrossEntropyInput.Prepare(logits, nameof(logits), classes, $"logits shape {CrossEntropyInput.Shape(logits)}", target, nameof(target), lossMask, normalizer, Options, causal: false, allowSoft: true);
+        var result = CrossEntropyComputation.Compute(logits.reshape(-1, classes), targets, Options, normalizer);
         return result.MoveToOuterDisposeScope();
     }
 }

@@ -15,6 +15,23 @@ internal sealed class FusedCrossEntropyCall
     /// <summary>z-loss weight ≥ 0.</summary>
     public double ZLossWeight { get; init; }
 
+    /// <summary>Optional weight ≥ 0 of each class (torch's <c>weight</c>); null weighs every class 1.</summary>
+    public double[]? ClassWeights { get; init; }
+
+    private Array? typedClassWeights;
+
+    /// <summary><see cref="ClassWeights"/> in the kernel's element type, converted once per call (the chunked head runs the kernel per chunk).</summary>
+    public T[]? ClassWeightsAs<T>() where T : INumberBase<T>
+    {
+        if (ClassWeights is null) return null;
+        if (typedClassWeights is not T[] typed)
+        {
+            typed = ClassWeights.Select(T.CreateTruncating).ToArray();
+            typedClassWeights = typed;
+        }
+        return typed;
+    }
+
     /// <summary>Factor on the summed loss and on every gradient value (1/token count for a mean, 1/normalizer, or 1).</summary>
     public double Scale { get; init; } = 1;
 
@@ -108,12 +125,13 @@ internal sealed class FusedCrossEntropyFunction : autograd.SingleTensorFunction<
         FusedCrossEntropyCall call, double gradientScale, Tensor? rowGradientScale) where T : unmanaged, IFloatingPointIeee754<T>
     {
         fixed (double* loss = rowLoss, nll = rowNll, z = rowZLoss)
+        fixed (T* classWeights = call.ClassWeightsAs<T>())
         {
             FusedCrossEntropyKernel.Run(
                 TensorMemory.Pointer<T>(logits), TensorMemory.Pointer<long>(targets), TensorMemory.Pointer<bool>(counted),
                 gradient is null ? null : TensorMemory.Pointer<T>(gradient),
                 loss, nll, z, logits.shape[0], logits.shape[1], call.Epsilon, call.ZLossWeight, gradientScale,
-                rowGradientScale is null ? null : TensorMemory.Pointer<T>(rowGradientScale));
+                rowGradientScale is null ? null : TensorMemory.Pointer<T>(rowGradientScale), classWeights);
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics;
+using System.Numerics.Tensors;
 
 namespace TorchLoss.Kernels;
 
@@ -9,6 +10,9 @@ namespace TorchLoss.Kernels;
 /// any ε ≥ 0) and z-loss weight <c>w</c>:
 /// <c>loss = (1−ε)·(lse − x_t) + (ε/K)·Σ_j (lse − x_j) + w·lse²</c> and
 /// <c>∂loss/∂x_j = (1 + 2w·lse)·p_j − ε/K − (1−ε)·[j = t]</c>.
+/// With class weights c (torch's weighted form, Σ_j c_j·q_j·(lse − x_j) for the smoothed target q) the loss is
+/// <c>(1−ε)·c_t·(lse − x_t) + (ε/K)·Σ_j c_j·(lse − x_j) + w·lse²</c> and
+/// <c>∂loss/∂x_j = (S + 2w·lse)·p_j − (ε/K)·c_j − (1−ε)·c_t·[j = t]</c> with <c>S = (1−ε)·c_t + (ε/K)·Σ_j c_j</c>.
 /// </summary>
 /// <remarks>
 /// Each row is walked in blocks small enough to stay in L1: one read of the logits from memory computes the
@@ -39,16 +43,24 @@ internal static class FusedCrossEntropyKernel
     /// <param name="zLossWeight">Weight w ≥ 0 of w·lse².</param>
     /// <param name="gradientScale">Factor applied to every gradient value (e.g. 1/token count for a mean).</param>
     /// <param name="rowGradientScale">Optional rows factors applied to each row's gradient on top of <paramref name="gradientScale"/>.</param>
+    /// <param name="classWeights">Optional classes weights c_j ≥ 0 (null = all 1); <paramref name="rowNll"/> stays unweighted.</param>
     public static unsafe void Run<T>(
         T* logits, long* targets, bool* counted, T* gradient,
         double* rowLoss, double* rowNll, double* rowZLoss,
-        long rows, long classes, double epsilon, double zLossWeight, double gradientScale, T* rowGradientScale = null)
+        long rows, long classes, double epsilon, double zLossWeight, double gradientScale, T* rowGradientScale = null, T* classWeights = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (rows <= 0) return;
         if (classes <= 0 || classes > int.MaxValue)
             throw new ArgumentOutOfRangeException(nameof(classes), classes, "The class count must be in [1, 2^31).");
-        var args = new Arguments<T>(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, rowGradientScale, (int)classes, epsilon, zLossWeight, gradientScale);
+        double weightTotal = classes;
+        if (classWeights != null)
+        {
+            weightTotal = 0;
+            for (long c = 0; c < classes; c++) weightTotal += double.CreateTruncating(classWeights[c]);
+        }
+        var args = new Arguments<T>(
+            logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, rowGradientScale, classWeights, (int)classes, epsilon, zLossWeight, gradientScale, weightTotal);
         long rowsPerTask = Math.Max(1, ElementsPerTask / classes);
         long tasks = (rows + rowsPerTask - 1) / rowsPerTask;
         if (tasks == 1)
@@ -88,27 +100,39 @@ internal static class FusedCrossEntropyKernel
                 long target = a.Targets[row];
                 double targetLogit = double.CreateTruncating(x[(int)target]);
                 double rowScale = a.GradientScale * (a.RowGradientScale == null ? 1.0 : double.CreateTruncating(a.RowGradientScale[row]));
-                RowStatistics(x, g, scratch, blockMax, blockSum, blocks, block, out double lse, out double sumLogits);
+                var weights = a.ClassWeights == null ? ReadOnlySpan<T>.Empty : new ReadOnlySpan<T>(a.ClassWeights, classes);
+                RowStatistics(x, g, scratch, a.Epsilon > 0 ? weights : ReadOnlySpan<T>.Empty, blockMax, blockSum, blocks, block, out double lse, out double sumLogits);
 
+                // With weights and smoothing sumLogits is Σ c_j·x_j; targetWeight and WeightTotal are 1 and K without weights.
+                double targetWeight = weights.IsEmpty ? 1 : double.CreateTruncating(weights[(int)target]);
                 double nll = lse - targetLogit;
                 double zLoss = a.ZLossWeight * lse * lse;
-                double smoothed = a.Epsilon > 0 ? (1 - a.Epsilon) * nll + a.Epsilon / classes * (classes * lse - sumLogits) : nll;
+                double smoothed = a.Epsilon > 0
+                    ? (1 - a.Epsilon) * targetWeight * nll + a.Epsilon / classes * (a.WeightTotal * lse - sumLogits)
+                    : targetWeight * nll;
                 a.RowLoss[row] = smoothed + zLoss;
                 a.RowNll[row] = nll;
                 a.RowZLoss[row] = zLoss;
                 if (g.IsEmpty) continue;
 
-                // g holds exp(x − blockMax) per block: scale each block to (1 + 2w·lse)·p_j, minus the smoothing term.
-                double probabilityFactor = rowScale * (1 + 2 * a.ZLossWeight * lse);
-                T offset = T.CreateTruncating(-rowScale * a.Epsilon / classes);
+                // g holds exp(x − blockMax) per block: scale each block to (S + 2w·lse)·p_j, minus the smoothing term.
+                double targetMass = (1 - a.Epsilon) * targetWeight + a.Epsilon / classes * a.WeightTotal;
+                double probabilityFactor = rowScale * (targetMass + 2 * a.ZLossWeight * lse);
+                double smoothingShift = -rowScale * a.Epsilon / classes;
                 for (int b = 0; b < blocks; b++)
                 {
                     int start = b * block;
                     var gb = g.Slice(start, Math.Min(block, classes - start));
                     double factor = double.IsNegativeInfinity(blockMax[b]) ? 0 : probabilityFactor * Math.Exp(blockMax[b] - lse);
-                    RowPrimitives.ScaleAndShift(gb, T.CreateTruncating(factor), offset);
+                    if (weights.IsEmpty)
+                    {
+                        RowPrimitives.ScaleAndShift(gb, T.CreateTruncating(factor), T.CreateTruncating(smoothingShift));
+                        continue;
+                    }
+                    RowPrimitives.ScaleAndShift(gb, T.CreateTruncating(factor), T.Zero);
+                    if (smoothingShift != 0) TensorPrimitives.MultiplyAdd(weights.Slice(start, gb.Length), T.CreateTruncating(smoothingShift), gb, gb);
                 }
-                g[(int)target] -= T.CreateTruncating(rowScale * (1 - a.Epsilon));
+                g[(int)target] -= T.CreateTruncating(rowScale * (1 - a.Epsilon) * targetWeight);
             }
         }
         finally
@@ -120,11 +144,11 @@ internal static class FusedCrossEntropyKernel
     }
 
     /// <summary>
-    /// One read of the row: log-sum-exp and Σ logits, leaving exp(x − block max) per block in <paramref name="g"/>
-    /// (or in the scratch buffer when no gradient is wanted) and the block maxima in <paramref name="blockMax"/>.
+    /// One read of the row: log-sum-exp and Σ logits (Σ c_j·x_j with <paramref name="weights"/>), leaving exp(x − block max)
+    /// per block in <paramref name="g"/> (or in the scratch buffer when no gradient is wanted) and the block maxima in <paramref name="blockMax"/>.
     /// </summary>
     private static void RowStatistics<T>(
-        ReadOnlySpan<T> x, Span<T> g, T[]? scratch, double[] blockMax, double[] blockSum, int blocks, int block,
+        ReadOnlySpan<T> x, Span<T> g, T[]? scratch, ReadOnlySpan<T> weights, double[] blockMax, double[] blockSum, int blocks, int block,
         out double lse, out double sumLogits) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int classes = x.Length;
@@ -137,6 +161,7 @@ internal static class FusedCrossEntropyKernel
             var xb = x.Slice(start, length);
             // Σ x must be read before the block is overwritten when the gradient aliases the logits.
             T m = RowPrimitives.MaxAndSum(xb, out T blockLogitSum);
+            if (!weights.IsEmpty) blockLogitSum = TensorPrimitives.Dot(xb, weights.Slice(start, length));
             sumLogits += double.CreateTruncating(blockLogitSum);
             var eb = g.IsEmpty ? scratch.AsSpan(0, length) : g.Slice(start, length);
             double mb = double.CreateTruncating(m);
@@ -166,8 +191,8 @@ internal static class FusedCrossEntropyKernel
     private static unsafe int BlockLength<T>() where T : unmanaged => 16384 / sizeof(T);
 
     private readonly unsafe struct Arguments<T>(
-        T* logits, long* targets, bool* counted, T* gradient, double* rowLoss, double* rowNll, double* rowZLoss, T* rowGradientScale,
-        int classes, double epsilon, double zLossWeight, double gradientScale) where T : unmanaged
+        T* logits, long* targets, bool* counted, T* gradient, double* rowLoss, double* rowNll, double* rowZLoss, T* rowGradientScale, T* classWeights,
+        int classes, double epsilon, double zLossWeight, double gradientScale, double weightTotal) where T : unmanaged
     {
         public readonly T* Logits = logits;
         public readonly long* Targets = targets;
@@ -177,9 +202,11 @@ internal static class FusedCrossEntropyKernel
         public readonly double* RowNll = rowNll;
         public readonly double* RowZLoss = rowZLoss;
         public readonly T* RowGradientScale = rowGradientScale;
+        public readonly T* ClassWeights = classWeights;
         public readonly int Classes = classes;
         public readonly double Epsilon = epsilon;
         public readonly double ZLossWeight = zLossWeight;
         public readonly double GradientScale = gradientScale;
+        public readonly double WeightTotal = weightTotal;
     }
 }

@@ -41,6 +41,22 @@ public class BadInputTests
         AssertRejected(() => loss.forward(zeros(2, 5, 3), zeros(2, 3, ScalarType.Int64)), "[2, 3]", "[2, 5, 3]");
     }
 
+    [Fact]
+    public void TorchsClassesInDimOneLayoutSaysToTranspose()
+    {
+        using var scope = NewDisposeScope();
+        const string advice = "classes are the last dimension; transpose your logits";
+        using var loss = new TokenCrossEntropy();
+        // [B, C, T] against [B, T], and [B, C, H, W] against [B, H, W], as torch's cross_entropy takes them.
+        AssertRejected(() => loss.forward(zeros(2, 7, 5), zeros(2, 5, ScalarType.Int64)), advice, "[2, 5, 7]");
+        AssertRejected(() => loss.forward(zeros(2, 7, 3, 4), zeros(2, 3, 4, ScalarType.Int64)), advice, "[2, 3, 4, 7]");
+        using var causal = new CausalLMLoss();
+        AssertRejected(() => causal.forward(zeros(2, 50, 6), zeros(2, 6, ScalarType.Int64)), advice);
+        // A plain shape mismatch gets no layout advice.
+        var other = Assert.Throws<ArgumentException>(() => loss.forward(zeros(2, 3, 5), zeros(2, 4, ScalarType.Int64)));
+        Assert.DoesNotContain("transpose", other.Message);
+    }
+
     [Theory]
     [InlineData(ScalarType.Float32)]
     [InlineData(ScalarType.Float64)]
@@ -52,7 +68,7 @@ public class BadInputTests
         AssertRejected(() => loss.forward(zeros(4, 3), zeros(new long[] { 4 }, dtype)), "target", "integer", dtype.ToString());
         using var causal = new CausalLMLoss();
         AssertRejected(() => causal.forward(zeros(1, 4, 3), zeros(new long[] { 1, 4 }, dtype)), "labels", "integer", dtype.ToString());
-        AssertRejected(() => causal.CountTokens(zeros(new long[] { 1, 4 }, dtype)), "labels", "integer");
+        AssertRejected(() => CausalLMLoss.CountTokens(zeros(new long[] { 1, 4 }, dtype)), "labels", "integer");
     }
 
     [Fact]
@@ -120,7 +136,7 @@ public class BadInputTests
         AssertRejected(() => loss.Compute(zeros(2, 3, 4), zeros(2, 3, ScalarType.Int64), ones(3, 2, ScalarType.Bool)), "lossMask", "[3, 2]", "[2, 3]");
         using var causal = new CausalLMLoss();
         AssertRejected(() => causal.Compute(zeros(2, 3, 4), zeros(2, 3, ScalarType.Int64), ones(2, 2, ScalarType.Bool)), "lossMask", "[2, 2]", "[2, 3]");
-        AssertRejected(() => causal.CountTokens(zeros(2, 3, ScalarType.Int64), ones(2, 4, ScalarType.Bool)), "lossMask", "[2, 4]", "[2, 3]");
+        AssertRejected(() => CausalLMLoss.CountTokens(zeros(2, 3, ScalarType.Int64), ones(2, 4, ScalarType.Bool)), "lossMask", "[2, 4]", "[2, 3]");
     }
 
     [Theory]
@@ -151,7 +167,7 @@ public class BadInputTests
         using var loss = new CausalLMLoss();
         AssertRejected(() => loss.forward(zeros(4, 5), zeros(4, ScalarType.Int64)), "logits", "[B, T, V]", "[4, 5]");
         AssertRejected(() => loss.forward(zeros(2, 4, 5), zeros(8, ScalarType.Int64)), "labels", "[8]", "[2, 4, 5]");
-        AssertRejected(() => loss.CountTokens(zeros(8, ScalarType.Int64)), "labels", "[B, T]", "[8]");
+        AssertRejected(() => CausalLMLoss.CountTokens(zeros(8, ScalarType.Int64)), "labels", "[B, T]", "[8]");
     }
 
     [Fact]

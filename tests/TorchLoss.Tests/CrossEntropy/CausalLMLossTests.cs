@@ -75,8 +75,8 @@ public class CausalLMLossTests
         using var causal = new CausalLMLoss();
 
         // Row by row: 5, 0, 2 (positions 3 and 5; 2 is ignored, 1 and 4 masked), 4.
-        Assert.Equal(11, causal.CountTokens(Labels(), Mask()));
-        Assert.Equal(5 + 0 + 4 + 4, causal.CountTokens(Labels()));
+        Assert.Equal(11, CausalLMLoss.CountTokens(Labels(), Mask()));
+        Assert.Equal(5 + 0 + 4 + 4, CausalLMLoss.CountTokens(Labels()));
         using var result = causal.Compute(Logits([4, 6, Vocab], ScalarType.Float32, seed: 43), Labels(), Mask());
         Assert.Equal(11, result.TokenCount.item<long>());
     }
@@ -95,7 +95,7 @@ public class CausalLMLossTests
         logits.grad!.zero_();
 
         var microBatches = new[] { (0, 1), (1, 3), (3, 4) };
-        long normalizer = microBatches.Sum(m => loss.CountTokens(labels[m.Item1..m.Item2], mask[m.Item1..m.Item2]));
+        long normalizer = microBatches.Sum(m => CausalLMLoss.CountTokens(labels[m.Item1..m.Item2], mask[m.Item1..m.Item2]));
         foreach (var (from, to) in microBatches)
             loss.Compute(logits[from..to], labels[from..to], mask[from..to], normalizer).Loss.backward();
 
@@ -138,7 +138,7 @@ public class CausalLMLossTests
         head.grad!.zero_();
 
         var microBatches = new[] { (0, 2), (2, 3), (3, 4) };
-        long normalizer = microBatches.Sum(m => loss.CountTokens(labels[m.Item1..m.Item2]));
+        long normalizer = microBatches.Sum(m => CausalLMLoss.CountTokens(labels[m.Item1..m.Item2]));
         foreach (var (from, to) in microBatches)
             loss.Compute(Forward(ids[from..to]), labels[from..to], normalizer: normalizer).Loss.backward();
 

@@ -27,6 +27,44 @@ public class ChunkedLinearCrossEntropyTests
     public void MatchesThePlainHeadFloat32(int? chunk, bool withBias, double epsilon, SmoothingKind kind, double zLoss, nn.Reduction reduction, bool mask, bool normalizer)
         => AssertParity(chunk, withBias, new CrossEntropyOptions { LabelSmoothing = epsilon, Smoothing = kind, ZLossWeight = zLoss, Reduction = reduction }, mask, normalizer, ScalarType.Float32, 1e-4);
 
+    [Theory]
+    [InlineData(nn.Reduction.Mean, false, false)]
+    [InlineData(nn.Reduction.Sum, true, true)]
+    [InlineData(nn.Reduction.None, true, false)]
+    public void CausalModeMatchesCausalLMLossOnTheFullLogits(nn.Reduction reduction, bool withMask, bool withNormalizer)
+    {
+        using var scope = NewDisposeScope();
+        const long batch = 3, time = 6, width = 8, vocab = 29;
+        var gen = new Generator(31);
+        var hidden = randn([batch, time, width], dtype: ScalarType.Float64, generator: gen).requires_grad_(true);
+        var weight = randn([vocab, width], dtype: ScalarType.Float64, generator: gen).requires_grad_(true);
+        var labels = randint(0, vocab, [batch, time], generator: gen).masked_fill(rand([batch, time], generator: gen).lt(0.2), -100);
+        Tensor? mask = withMask ? rand([batch, time], generator: gen).gt(0.25) : null;
+        long? normalizer = withNormalizer ? CausalLMLoss.CountTokens(labels, mask) + 2 : null;
+        Tensor? gradOutput = reduction == nn.Reduction.None ? rand([batch, time], dtype: ScalarType.Float64, generator: gen) : null;
+        var options = new CrossEntropyOptions { LabelSmoothing = 0.1, ZLossWeight = 1e-3, Reduction = reduction };
+        Tensor?[] parameters = [hidden, weight];
+
+        using var head = new ChunkedLinearCrossEntropy(options, chunkSize: 4, causal: true);
+        using var causal = new CausalLMLoss(options with { Backend = CrossEntropyBackend.LibTorch });
+        // Both take the same unshifted labels, in the same argument order.
+        var fused = Run(() => head.Compute(hidden, weight, labels, mask, normalizer), parameters, gradOutput);
+        var reference = Run(() => causal.Compute(hidden.matmul(weight.t()), labels, mask, normalizer), parameters, gradOutput);
+        for (int i = 0; i < fused.Count; i++)
+            Assert.True(allclose(reference[i], fused[i], rtol: 1e-10, atol: 1e-12), $"output {i} differs");
+    }
+
+    [Fact]
+    public void CausalModeRejectsHiddenWithoutATimeDimension()
+    {
+        using var scope = NewDisposeScope();
+        using var head = new ChunkedLinearCrossEntropy(causal: true);
+        var error = Assert.Throws<ArgumentException>(() => head.forward(randn(4, 8), randn(10, 8), randint(0, 10, [4])));
+        Assert.Contains("[B, T, d]", error.Message);
+        error = Assert.Throws<ArgumentException>(() => head.forward(randn(2, 1, 8), randn(10, 8), randint(0, 10, [2, 1])));
+        Assert.Contains("at least 2 tokens", error.Message);
+    }
+
     [Fact]
     public void AcceptsLeadingDimensionsAndWeightWithoutGradient()
     {
@@ -92,7 +130,7 @@ public class ChunkedLinearCrossEntropyTests
 
         using var head = new ChunkedLinearCrossEntropy(options, chunk);
         using var plain = new TokenCrossEntropy(options with { Backend = CrossEntropyBackend.LibTorch });
-        var chunked = Run(() => head.Compute(hidden, weight, target, bias, mask, normalizer), parameters, gradOutput);
+        var chunked = Run(() => head.Compute(hidden, weight, target, mask, normalizer, bias), parameters, gradOutput);
         var reference = Run(() =>
         {
             var logits = hidden.mm(weight.t());

@@ -49,7 +49,7 @@ public class FastPathLeakTests
             var weight = randn(20, 8, requires_grad: true);
             var bias = randn(20, requires_grad: true);
             var target = randint(0, 20, [6]);
-            using var result = head.Compute(hidden, weight, target, bias);
+            using var result = head.Compute(hidden, weight, target, bias: bias);
             result.Loss.sum().backward();
         }, Calls);
     }

@@ -48,7 +48,7 @@ public class SftLossIntegrationTests
         var logits = randn(batch.InputIds.shape[0], batch.InputIds.shape[1], vocabulary);
         var result = loss.Compute(logits, batch.Labels);
         Assert.Equal(expected, result.TokenCount.item<long>());
-        Assert.Equal(expected, loss.CountTokens(batch.Labels));
+        Assert.Equal(expected, CausalLMLoss.CountTokens(batch.Labels));
         Assert.Equal(expected, batch.TrainedTokenCount);
         Assert.True(double.IsFinite(result.Loss.item<float>()));
 
