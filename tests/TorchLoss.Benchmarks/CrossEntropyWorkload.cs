@@ -35,6 +35,9 @@ public sealed class CrossEntropyWorkload : IDisposable
         _fused = new TokenCrossEntropy(options with { Backend = CrossEntropyBackend.Fused });
     }
 
+    /// <summary>Whether <see cref="CrossEntropyBackend.Auto"/> computes these logits with the fused kernel.</summary>
+    public bool AutoPicksFused => FusedCrossEntropyPath.IsSelected(_logits, CrossEntropyBackend.Auto);
+
     /// <summary>libtorch's <c>cross_entropy</c> with <c>ignore_index</c> and <c>label_smoothing</c>, then backward.</summary>
     public void BuiltIn()
     {

@@ -19,23 +19,7 @@ public static class PairedRunner
         foreach (var c in cases)
         {
             using var workload = c.Create();
-            var times = c.Variants.Select(_ => new List<double>()).ToArray();
-            // Warm-up (JIT, allocator, thread pools), which also tells how long one round takes: cheap cases get
-            // more repetitions, up to about MinimumSeconds of rounds, so their medians are as stable as the slow ones'.
-            var warmUp = Stopwatch.StartNew();
-            foreach (var v in c.Variants) v.Run(workload);
-            double roundSeconds = Math.Max(warmUp.Elapsed.TotalSeconds, 1e-3);
-            int rounds = Math.Clamp((int)Math.Ceiling(MinimumSeconds / roundSeconds), repetitions, MaximumRepetitions);
-            for (int r = 0; r < rounds; r++)
-            {
-                for (int k = 0; k < c.Variants.Count; k++)
-                {
-                    int i = (k + r) % c.Variants.Count;
-                    var sw = Stopwatch.StartNew();
-                    c.Variants[i].Run(workload);
-                    times[i].Add(sw.Elapsed.TotalMilliseconds);
-                }
-            }
+            var times = Time(c.Variants, workload, repetitions, MinimumSeconds);
             for (int i = 0; i < c.Variants.Count; i++)
             {
                 var ratios = times[i].Zip(times[0], (a, b) => a / b).ToList();
@@ -45,7 +29,33 @@ public static class PairedRunner
         }
     }
 
-    private static double Median(List<double> values)
+    /// <summary>
+    /// Runs every variant once to warm up (JIT, allocator, thread pools), then in rotating-order rounds: at least
+    /// <paramref name="repetitions"/>, more for cheap workloads (up to about <paramref name="minimumSeconds"/> of rounds,
+    /// at most 41), so their medians are as stable as the slow ones'. Returns the milliseconds of each variant per round.
+    /// </summary>
+    public static List<double>[] Time(IReadOnlyList<Variant> variants, object workload, int repetitions, double minimumSeconds)
+    {
+        var times = variants.Select(_ => new List<double>()).ToArray();
+        var warmUp = Stopwatch.StartNew();
+        foreach (var v in variants) v.Run(workload);
+        double roundSeconds = Math.Max(warmUp.Elapsed.TotalSeconds, 1e-3);
+        int rounds = Math.Clamp((int)Math.Ceiling(minimumSeconds / roundSeconds), repetitions, MaximumRepetitions);
+        for (int r = 0; r < rounds; r++)
+        {
+            for (int k = 0; k < variants.Count; k++)
+            {
+                int i = (k + r) % variants.Count;
+                var sw = Stopwatch.StartNew();
+                variants[i].Run(workload);
+                times[i].Add(sw.Elapsed.TotalMilliseconds);
+            }
+        }
+        return times;
+    }
+
+    /// <summary>The median of <paramref name="values"/>.</summary>
+    public static double Median(IEnumerable<double> values)
     {
         var sorted = values.Order().ToList();
         int n = sorted.Count;

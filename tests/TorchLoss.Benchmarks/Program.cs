@@ -7,6 +7,7 @@ using TorchLoss.Benchmarks;
 // Modes (see the README's performance section):
 //   --paired [--quick]   interleaved paired timings in one process: the target cases (--quick) or also the grid
 //   --paired --threshold  the small-vocabulary scan behind the automatic backend's threshold
+//   --paired --dispatch-grid  fused vs libtorch vs Auto over N × V: the evidence for Auto's size rule
 //   --memory [--quick]   peak resident memory per variant, each in its own child process
 //   anything else        BenchmarkDotNet, e.g. --filter '*TargetCase*' (add --quick for fewer iterations)
 if (MemoryRunner.TryRunAsChild(args)) return;
@@ -15,6 +16,11 @@ var cases = args.Contains("--threshold") ? Cases.ThresholdScan().ToList()
     : quick ? Cases.Targets() : Cases.Targets().Concat(Cases.Grid()).ToList();
 Console.WriteLine($"# {Environment.ProcessorCount} logical cores, {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}, " +
     $"{System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, TorchSharp threads {TorchSharp.torch.get_num_threads()}");
+if (args.Contains("--paired") && args.Contains("--dispatch-grid"))
+{
+    DispatchGridRunner.Run(Console.Out);
+    return;
+}
 if (args.Contains("--paired"))
 {
     PairedRunner.Run(cases, quick ? 5 : 11, Console.Out);

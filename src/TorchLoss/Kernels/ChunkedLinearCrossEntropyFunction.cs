@@ -11,9 +11,12 @@ namespace TorchLoss.Kernels;
 /// a <see cref="FusedCrossEntropyCall"/>, the chunk size (rows, boxed int64). All on the CPU, float32 or float64.
 /// </summary>
 /// <remarks>
-/// With a reduced loss the gradients are complete after the forward pass and backward only scales them.
+/// With a reduced loss the gradients are complete after the forward pass and backward only scales them (a second
+/// backward through a retained graph sweeps the chunks again).
 /// A per-token loss (<see cref="FusedCrossEntropyCall.PerRow"/>) needs each row's incoming gradient, so its
 /// forward computes losses only and backward sweeps the chunks again with those row factors.
+/// A backward that records a graph (<c>create_graph</c>) rebuilds the gradients from libtorch operators on the
+/// full logits instead, so higher derivatives are right (at the plain head's memory cost).
 /// </remarks>
 internal sealed class ChunkedLinearCrossEntropyFunction : autograd.SingleTensorFunction<ChunkedLinearCrossEntropyFunction>
 {
@@ -48,8 +51,9 @@ internal sealed class ChunkedLinearCrossEntropyFunction : autograd.SingleTensorF
         call.ZLossSum = FusedCrossEntropyFunction.SumInOrder(rowZLoss);
         if (call.NeedGradient)
         {
-            // Reduced: keep the finished gradients. Per row: keep the inputs (references, not copies) to sweep again.
-            ctx.save_for_backward(call.PerRow ? [hidden, weight, bias!, targets, counted] : [gradHidden!, gradWeight!, gradBias!]);
+            // The inputs (references, not copies) to sweep again per row or to rebuild a differentiable gradient,
+            // and the finished gradients of a reduced loss.
+            ctx.save_for_backward([hidden, weight, bias!, targets, counted, gradHidden!, gradWeight!, gradBias!]);
         }
         if (call.PerRow)
             return tensor(rowLoss, ScalarType.Float64).to(hidden.dtype);
@@ -58,31 +62,65 @@ internal sealed class ChunkedLinearCrossEntropyFunction : autograd.SingleTensorF
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
     {
+        using var scope = NewDisposeScope();
         var saved = ctx.get_saved_variables();
+        var (hidden, weight, bias, targets, counted) = (saved[0], saved[1], saved[2], saved[3], saved[4]);
         var call = (FusedCrossEntropyCall)ctx.get_data("call");
+        var wanted = new Wanted(hidden.requires_grad, weight.requires_grad, bias is not null && bias.requires_grad);
+        var factor = grad_output.to(hidden.dtype);
         Tensor? gradHidden, gradWeight, gradBias;
-        if (call.PerRow)
+        if (is_grad_enabled())
         {
-            var (hidden, weight, bias, targets, counted) = (saved[0], saved[1], saved[2], saved[3], saved[4]);
+            (gradHidden, gradWeight, gradBias) = DifferentiableGradients(hidden, weight, bias, targets, counted, call, wanted, factor);
+        }
+        else if (call.PerRow)
+        {
             long rows = hidden.shape[0];
-            var rowScale = grad_output.to(hidden.dtype).contiguous();
-            var wanted = new Wanted(hidden.requires_grad, weight.requires_grad, bias is not null && bias.requires_grad);
             (gradHidden, gradWeight, gradBias) = Sweep(
-                hidden, weight, bias, targets, counted, call, (long)ctx.get_data("chunkRows"), wanted, 1.0, rowScale,
+                hidden, weight, bias, targets, counted, call, (long)ctx.get_data("chunkRows"), wanted, 1.0, factor.contiguous(),
                 new double[rows], new double[rows], new double[rows]);
         }
         else
         {
-            (gradHidden, gradWeight, gradBias) = (saved[0], saved[1], saved[2]);
-            // loss.backward() passes 1; anything else scales in place (a second backward then fails libtorch's version check).
-            if (grad_output.ToDouble() != 1.0)
+            if (FusedCrossEntropyFunction.TakeStoredGradient(ctx))
             {
-                foreach (var g in new[] { gradHidden, gradWeight, gradBias })
-                    g?.mul_(grad_output.to(g.dtype));
+                (gradHidden, gradWeight, gradBias) = (OwnView(saved[5]), OwnView(saved[6]), OwnView(saved[7]));
+            }
+            else
+            {
+                long rows = hidden.shape[0];
+                (gradHidden, gradWeight, gradBias) = Sweep(
+                    hidden, weight, bias, targets, counted, call, (long)ctx.get_data("chunkRows"), wanted, call.Scale, null,
+                    new double[rows], new double[rows], new double[rows]);
+            }
+            // loss.backward() passes 1 and leaves the gradients as they are.
+            if (factor.ToDouble() != 1.0)
+            {
+                foreach (var g in new[] { gradHidden, gradWeight, gradBias }) g?.mul_(factor);
             }
         }
-        return [gradHidden!, gradWeight!, gradBias!, null!, null!, null!, null!];
+        return [Outer(gradHidden), Outer(gradWeight), Outer(gradBias), null!, null!, null!, null!];
     }
+
+    private static Tensor? OwnView(Tensor? stored) => stored is null ? null : FusedCrossEntropyFunction.OwnView(stored);
+
+    /// <summary>
+    /// The gradients as libtorch expressions of the inputs, for a backward that records a graph (<c>create_graph</c>):
+    /// this materialises the [N, V] logits, as the plain head would, but gives right higher derivatives.
+    /// </summary>
+    private static (Tensor? Hidden, Tensor? Weight, Tensor? Bias) DifferentiableGradients(
+        Tensor hidden, Tensor weight, Tensor? bias, Tensor targets, Tensor counted, FusedCrossEntropyCall call, Wanted wanted, Tensor factor)
+    {
+        var logits = nn.functional.linear(hidden, weight, bias);
+        var gradLogits = CrossEntropyGradientExpression.Build(
+            logits, targets, counted, call.Epsilon, call.ZLossWeight, call.PerRow ? factor.unsqueeze(1) : factor * call.Scale);
+        return (
+            wanted.Hidden ? gradLogits.mm(weight) : null,
+            wanted.Weight ? gradLogits.t().mm(hidden) : null,
+            wanted.Bias ? gradLogits.sum(dim: 0) : null);
+    }
+
+    private static Tensor Outer(Tensor? gradient) => gradient?.MoveToOuterDisposeScope()!;
 
     private readonly record struct Wanted(bool Hidden, bool Weight, bool Bias)
     {

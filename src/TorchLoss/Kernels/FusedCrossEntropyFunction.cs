@@ -50,7 +50,9 @@ internal sealed class FusedCrossEntropyCall
 
 /// <summary>
 /// Cross-entropy whose forward writes the gradient (see <see cref="FusedCrossEntropyKernel"/>) and whose backward
-/// only scales it by the incoming gradient: the log-softmax is never materialised.
+/// only scales it by the incoming gradient: the log-softmax is never materialised. A backward that records a graph
+/// (<c>create_graph</c>) recomputes the gradient with <see cref="CrossEntropyGradientExpression"/> instead, so
+/// higher derivatives are right; a second backward through a retained graph runs the kernel again.
 /// Arguments: logits [N, K] (contiguous, CPU, float32 or float64), targets [N] int64, counted [N] bool, a <see cref="FusedCrossEntropyCall"/>.
 /// </summary>
 internal sealed class FusedCrossEntropyFunction : autograd.SingleTensorFunction<FusedCrossEntropyFunction>
@@ -67,7 +69,6 @@ internal sealed class FusedCrossEntropyFunction : autograd.SingleTensorFunction<
         var counted = (Tensor)vars[2];
         var call = (FusedCrossEntropyCall)vars[3];
         long rows = logits.shape[0];
-        long classes = logits.shape[1];
 
         Tensor? gradient = call.NeedGradient ? empty_like(logits) : null;
         var rowLoss = new double[rows];
@@ -79,7 +80,12 @@ internal sealed class FusedCrossEntropyFunction : autograd.SingleTensorFunction<
 
         call.NllSum = SumInOrder(rowNll);
         call.ZLossSum = SumInOrder(rowZLoss);
-        if (gradient is not null) ctx.save_for_backward([gradient]);
+        if (gradient is not null)
+        {
+            // The inputs are references, not copies: backward needs them only when it must build a differentiable gradient.
+            ctx.save_for_backward([gradient, logits, targets, counted]);
+            ctx.save_data("call", call);
+        }
         if (call.PerRow)
             return tensor(rowLoss, ScalarType.Float64).to(logits.dtype);
         return tensor(SumInOrder(rowLoss) * call.Scale, logits.dtype);
@@ -87,23 +93,53 @@ internal sealed class FusedCrossEntropyFunction : autograd.SingleTensorFunction<
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
     {
+        using var scope = NewDisposeScope();
         var saved = ctx.get_saved_variables();
-        if (saved.Count == 0 || saved[0] is null)
-            throw new InvalidOperationException("The fused cross-entropy ran without a gradient (no_grad or logits without requires_grad), so it cannot backpropagate.");
-        var gradient = saved[0];
-        if (grad_output.dim() == 0)
+        var (stored, logits, targets, counted) = (saved[0], saved[1], saved[2], saved[3]);
+        var call = (FusedCrossEntropyCall)ctx.get_data("call");
+        var factor = grad_output.to(logits.dtype);
+        if (call.PerRow) factor = factor.unsqueeze(1);
+        Tensor result;
+        if (is_grad_enabled())
         {
-            // The common case, loss.backward(), passes 1: hand the stored gradient over without touching it.
-            // Otherwise scale in place: a second backward through the same graph then fails in libtorch's
-            // saved-variable version check instead of silently using a scaled gradient.
-            if (grad_output.ToDouble() != 1.0) gradient.mul_(grad_output.to(gradient.dtype));
+            // create_graph: the stored gradient has no graph, so recompute it differentiably.
+            result = CrossEntropyGradientExpression.Build(logits, targets, counted, call.Epsilon, call.ZLossWeight, call.PerRow ? factor : factor * call.Scale);
         }
         else
         {
-            gradient.mul_(grad_output.to(gradient.dtype).unsqueeze(1));
+            if (TakeStoredGradient(ctx))
+            {
+                result = OwnView(stored);
+            }
+            else
+            {
+                long rows = logits.shape[0];
+                result = empty_like(logits);
+                RunKernel(logits, targets, counted, result, new double[rows], new double[rows], new double[rows], call, call.PerRow ? 1 : call.Scale);
+            }
+            // loss.backward() passes 1 and leaves the gradient as it is.
+            if (call.PerRow || factor.ToDouble() != 1.0) result.mul_(factor);
         }
-        return [gradient, null!, null!, null!];
+        return [result.MoveToOuterDisposeScope(), null!, null!, null!];
     }
+
+    /// <summary>
+    /// True the first time a first-order backward asks for the gradient stored in forward; later calls (backward
+    /// again through a retained graph) must compute a new one. Autograd may keep a handed-over gradient as the
+    /// input's <c>.grad</c> and accumulate into it in place, so it cannot be handed over twice.
+    /// </summary>
+    internal static bool TakeStoredGradient(autograd.AutogradContext ctx)
+    {
+        if (ctx.get_data("gradientTaken") is true) return false;
+        ctx.save_data("gradientTaken", true);
+        return true;
+    }
+
+    /// <summary>
+    /// A tensor on the memory of <paramref name="stored"/> (no copy) with its own version counter: what autograd or
+    /// this backward later does to it in place does not invalidate the saved variable, whose values are no longer used.
+    /// </summary>
+    internal static Tensor OwnView(Tensor stored) => empty(0, stored.dtype, stored.device).set_(stored);
 
     /// <summary>
     /// Runs <see cref="FusedCrossEntropyKernel"/> on tensors: logits [R, K], targets [R], counted [R] (CPU, contiguous),

@@ -1,0 +1,89 @@
+using System.Globalization;
+
+namespace TorchLoss.Benchmarks;
+
+/// <summary>
+/// The evidence for <see cref="CrossEntropyBackend.Auto"/>'s size rule: forward + backward of <see cref="TokenCrossEntropy"/>
+/// forced onto the fused kernel, forced onto libtorch, and automatic, paired and interleaved at every point of
+/// N × V (ε = 0.1, 10% of targets ignored). Points whose memory would not fit are reported as skipped.
+/// </summary>
+public static class DispatchGridRunner
+{
+    /// <summary>Rows of the grid.</summary>
+    public static readonly long[] Rows = [64, 512, 4096, 32768];
+
+    /// <summary>Vocabulary sizes of the grid.</summary>
+    public static readonly long[] Classes = [2, 65, 1000, 32000, 128000];
+
+    private const double Epsilon = 0.1;
+    private const int Repetitions = 5;
+    private const double MinimumSeconds = 10;
+
+    /// <summary>
+    /// Peak bytes of the slower (libtorch) path as a multiple of the float32 logits: the logits, the log-probabilities,
+    /// their gradient and the logits' gradient (measured with <c>--memory</c>: about 3× the logits above set-up).
+    /// </summary>
+    private const long PeakLogitCopies = 4;
+
+    /// <summary>Memory left to the other processes of a shared machine.</summary>
+    private const long HeadroomBytes = 3L << 30;
+
+    /// <summary>Measures every grid point and prints a Markdown table, with the load average per point.</summary>
+    public static void Run(TextWriter output)
+    {
+        output.WriteLine($"# dispatch grid, eps={Epsilon}, 10% ignored; load average at start: {LoadAverage()}");
+        output.WriteLine("| N | V | Auto picks | fused ms | libtorch ms | Auto ms | fused / libtorch | Auto / faster | rounds | load avg (1 min) | note |");
+        output.WriteLine("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+        foreach (long rows in Rows)
+        foreach (long classes in Classes)
+        {
+            long logitBytes = rows * classes * sizeof(float);
+            long needed = PeakLogitCopies * logitBytes;
+            long available = MemAvailableBytes();
+            if (needed > available - HeadroomBytes)
+            {
+                output.WriteLine(FormattableString.Invariant(
+                    $"| {rows} | {classes} | – | | | | | | | {LoadAverage()} | skipped: needs ≈ {Gib(needed):F1} GiB ({PeakLogitCopies} × {Gib(logitBytes):F1} GiB of float32 logits), {Gib(available):F1} GiB available |"));
+                output.Flush();
+                continue;
+            }
+            MeasurePoint(rows, classes, output);
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+        output.WriteLine($"# load average at end: {LoadAverage()}");
+    }
+
+    private static void MeasurePoint(long rows, long classes, TextWriter output)
+    {
+        using var workload = new CrossEntropyWorkload(rows, classes, Epsilon);
+        Variant[] variants =
+        [
+            new("fused", w => ((CrossEntropyWorkload)w).TorchLossFused()),
+            new("libtorch", w => ((CrossEntropyWorkload)w).TorchLossLibTorch()),
+            new("auto", w => ((CrossEntropyWorkload)w).TorchLoss()),
+        ];
+        var times = PairedRunner.Time(variants, workload, Repetitions, MinimumSeconds);
+        double fused = PairedRunner.Median(times[0]), libTorch = PairedRunner.Median(times[1]), auto = PairedRunner.Median(times[2]);
+        var faster = fused <= libTorch ? times[0] : times[1];
+        double fusedToLibTorch = PairedRunner.Median(times[0].Zip(times[1], (a, b) => a / b));
+        double autoToFaster = PairedRunner.Median(times[2].Zip(faster, (a, b) => a / b));
+        output.WriteLine(FormattableString.Invariant(
+            $"| {rows} | {classes} | {(workload.AutoPicksFused ? "fused" : "libtorch")} | {fused:F2} | {libTorch:F2} | {auto:F2} | {fusedToLibTorch:F3} | {autoToFaster:F3} | {times[0].Count} | {LoadAverage()} | |"));
+        output.Flush();
+    }
+
+    private static double Gib(long bytes) => bytes / (double)(1L << 30);
+
+    private static string LoadAverage() => File.ReadAllText("/proc/loadavg").Split(' ')[0];
+
+    private static long MemAvailableBytes()
+    {
+        foreach (var line in File.ReadLines("/proc/meminfo"))
+        {
+            if (line.StartsWith("MemAvailable:", StringComparison.Ordinal))
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+        }
+        throw new InvalidOperationException("/proc/meminfo has no MemAvailable line.");
+    }
+}
