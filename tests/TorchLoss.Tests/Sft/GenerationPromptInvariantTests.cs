@@ -26,8 +26,6 @@ public class GenerationPromptInvariantTests
 
     private static readonly ChatMessage[] MultiTurn = [S("Be brief."), U("capital of France?"), A("Paris"), U("and Italy?"), A("Rome, I think"), U("ok"), A(" 's fine ")];
 
-    private static Tokenizer TokenizerNamed(string name) => name == "gpt2" ? Gpt2 : Chars;
-
     private static ChatTemplate TemplateNamed(string name) => name switch
     {
         "plain" => ChatTemplate.Plain,
@@ -35,14 +33,7 @@ public class GenerationPromptInvariantTests
         _ => SpacedHeaders,
     };
 
-    public static TheoryData<string, string> Cases()
-    {
-        var data = new TheoryData<string, string>();
-        foreach (var tokenizer in new[] { "chars", "gpt2" })
-            foreach (var template in new[] { "plain", "chatml", "spaced" })
-                data.Add(tokenizer, template);
-        return data;
-    }
+    public static TheoryData<string, string> Cases() => TokenizerTemplatePairs("plain", "chatml", "spaced");
 
     [Fact]
     public void PlainGpt2TrainsTheAnswerRightAfterTheLoneSpaceTheGenerationPromptEndsWith()

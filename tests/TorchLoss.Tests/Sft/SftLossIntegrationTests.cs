@@ -29,7 +29,7 @@ public class SftLossIntegrationTests
     [MemberData(nameof(Cases))]
     public void CausalLMLossCountsExactlyTheAssistantTokens(string tokenizerName, string templateName)
     {
-        Tokenizer tokenizer = tokenizerName == "gpt2" ? Gpt2 : Chars;
+        var tokenizer = TokenizerNamed(tokenizerName);
         int vocabulary = tokenizerName == "gpt2" ? 50257 : Chars.VocabularySize;
         var template = templateName == "plain" ? ChatTemplate.Plain : ChatTemplate.ChatML;
         var examples = Chats.Select(Builder(tokenizer, template).Build).ToList();

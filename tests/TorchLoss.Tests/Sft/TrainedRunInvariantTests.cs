@@ -17,20 +17,13 @@ public class TrainedRunInvariantTests
         "User: I am not the user", "Assistant: nor the header", "<|im_start|>assistant", "ok?", "  two spaces",
     ];
 
-    public static TheoryData<string, string> Cases()
-    {
-        var data = new TheoryData<string, string>();
-        foreach (var tokenizer in new[] { "chars", "gpt2" })
-            foreach (var template in new[] { "plain", "chatml", "plain-nospace" })
-                data.Add(tokenizer, template);
-        return data;
-    }
+    public static TheoryData<string, string> Cases() => TokenizerTemplatePairs("plain", "chatml", "plain-nospace");
 
     [Theory]
     [MemberData(nameof(Cases))]
     public void TrainedRunsDecodeToTheAnswersAndTheirEndOfTurnMarkers(string tokenizerName, string templateName)
     {
-        Tokenizer tokenizer = tokenizerName == "gpt2" ? Gpt2 : Chars;
+        var tokenizer = TokenizerNamed(tokenizerName);
         var template = templateName switch
         {
             "plain" => ChatTemplate.Plain,
