@@ -25,6 +25,17 @@ public class SftExampleBuilderInputTests
     }
 
     [Fact]
+    public void MalformedGenerationPromptsThrowArgumentExceptions()
+    {
+        Assert.Throws<ArgumentNullException>(() => Plain.BuildGenerationPrompt((IReadOnlyList<ChatMessage>)null!));
+        Assert.Contains("must not end with an assistant message", Assert.Throws<ArgumentException>(() => Plain.BuildGenerationPrompt([U("u"), A("a")])).Message);
+        Assert.Contains("end-of-turn", Assert.Throws<ArgumentException>(() => Plain.BuildGenerationPrompt([U("two\nlines")])).Message);
+        Assert.Contains("end-of-turn", Assert.Throws<ArgumentException>(() => Plain.BuildGenerationPrompt("two\nlines")).Message);
+        Assert.Contains("'é' (U+00E9)", Assert.Throws<ArgumentException>(() => Plain.BuildGenerationPrompt([U("café")])).Message);
+        Assert.Equal(Chars.EncodeToIds("Assistant: "), Plain.BuildGenerationPrompt([]));
+    }
+
+    [Fact]
     public void TextTheTokenizerCannotEncodeIsReported()
     {
         var e = Assert.Throws<ArgumentException>(() => Plain.Build([U("café"), A("ok")]));
