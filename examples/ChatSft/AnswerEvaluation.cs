@@ -1,4 +1,3 @@
-using Microsoft.ML.Tokenizers;
 using TinyGpt;
 using TorchLoss.Sft;
 using static TorchSharp.torch;
@@ -15,11 +14,13 @@ public static class AnswerEvaluation
     /// <summary>Tokens generated per prompt: the longest answer, the end-of-turn marker and room for "User:".</summary>
     public const int NewTokens = SyntheticChats.MaxAnswerLength + 8;
 
-    /// <summary>Scores <paramref name="model"/> on <paramref name="conversations"/>.</summary>
-    public static AnswerScore Evaluate(Gpt model, Tokenizer tokenizer, ChatTemplate template, IReadOnlyList<ChatMessage[]> conversations, int samplesToShow)
+    /// <summary>Scores <paramref name="model"/> on <paramref name="conversations"/>, prompting it exactly as <paramref name="builder"/> trained it.</summary>
+    public static AnswerScore Evaluate(Gpt model, SftExampleBuilder builder, IReadOnlyList<ChatMessage[]> conversations, int samplesToShow)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var prompts = conversations.Select(c => Prompt(tokenizer, template, c, model.Config.ContextLength - NewTokens)).ToList();
+        ArgumentNullException.ThrowIfNull(builder);
+        var (tokenizer, template) = (builder.Tokenizer, builder.Template);
+        var prompts = conversations.Select(c => Prompt(builder, c, model.Config.ContextLength - NewTokens)).ToList();
         var generated = new string[prompts.Count];
         // Sorted by length so each chunk pads little.
         var order = Enumerable.Range(0, prompts.Count).OrderBy(i => prompts[i].Ids.Length).ToArray();
@@ -92,13 +93,17 @@ public static class AnswerEvaluation
         }
     }
 
-    /// <summary>The generation prompt for the conversation's last answer, dropping the oldest exchanges until it fits.</summary>
-    private static (int[] Ids, string Expected, string Question) Prompt(Tokenizer tokenizer, ChatTemplate template, ChatMessage[] conversation, int maxTokens)
+    /// <summary>
+    /// The generation prompt for the conversation's last answer, dropping the oldest exchanges until it fits.
+    /// Its ids come from the builder, never from encoding the rendered prompt in one piece, so they are the
+    /// ids training put before that answer.
+    /// </summary>
+    public static (int[] Ids, string Expected, string Question) Prompt(SftExampleBuilder builder, ChatMessage[] conversation, int maxTokens)
     {
         var history = conversation[..^1];
         while (true)
         {
-            var ids = tokenizer.EncodeToIds(template.RenderGenerationPrompt(history)).ToArray();
+            var ids = builder.BuildGenerationPrompt(history);
             if (ids.Length <= maxTokens || history.Length <= 1)
                 return (ids[Math.Max(0, ids.Length - maxTokens)..], conversation[^1].Content, conversation[^2].Content);
             history = history[2..];

@@ -54,8 +54,8 @@ public sealed class ChatSftExperiment
 
         return
         [
-            Train(LossMode.Full, full, testExamples.Examples, test),
-            Train(LossMode.AssistantOnly, assistantOnly.Examples, testExamples.Examples, test),
+            Train(LossMode.Full, full, testExamples.Examples, test, builder),
+            Train(LossMode.AssistantOnly, assistantOnly.Examples, testExamples.Examples, test, builder),
         ];
     }
 
@@ -63,7 +63,7 @@ public sealed class ChatSftExperiment
     public static SftExample FullLoss(SftExample example) =>
         new(example.InputIds, example.InputIds.Select((id, i) => i == 0 ? SftExample.IgnoreIndex : id).ToArray());
 
-    private RunResult Train(LossMode mode, IReadOnlyList<SftExample> examples, IReadOnlyList<SftExample> heldOut, IReadOnlyList<ChatMessage[]> heldOutChats)
+    private RunResult Train(LossMode mode, IReadOnlyList<SftExample> examples, IReadOnlyList<SftExample> heldOut, IReadOnlyList<ChatMessage[]> heldOutChats, SftExampleBuilder builder)
     {
         logger.LogInformation("--- training with the {Mode} loss ---", mode);
         manual_seed((long)(Options.Seed & 0x7FFF_FFFF));
@@ -80,7 +80,7 @@ public sealed class ChatSftExperiment
         var source = new ExampleBatches(examples, Options.BatchSize, padTokenId: 0, Options.Seed);
         trainer.Fit(source, () => ExampleBatches.InOrder(heldOut, 64, padTokenId: 0), new FitOptions { Logger = logger });
         var perplexity = trainer.LastEvaluation!.Perplexity;
-        var answers = AnswerEvaluation.Evaluate(model, Tokenizer, Template, heldOutChats, Options.SamplesToShow);
+        var answers = AnswerEvaluation.Evaluate(model, builder, heldOutChats, Options.SamplesToShow);
         foreach (var (question, expected, generated) in answers.Samples)
             logger.LogInformation("{Mode}: \"{Question}\" -> \"{Generated}\" (expected \"{Expected}\")", mode, question, Escape(generated), expected);
         return new RunResult(mode, trainer.TrainTokens, perplexity, answers, trainer.TrainingSeconds);

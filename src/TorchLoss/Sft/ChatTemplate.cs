@@ -111,13 +111,32 @@ public sealed record ChatTemplate
     /// The text a model continues to answer: <paramref name="history"/> rendered, then the assistant header.
     /// Stop generating when the model writes <see cref="EndOfTurn"/>.
     /// </summary>
+    /// <remarks>
+    /// To prompt a model trained on <see cref="SftExampleBuilder"/> examples, use
+    /// <see cref="SftExampleBuilder.BuildGenerationPrompt(IReadOnlyList{ChatMessage})"/>: it tokenizes this text
+    /// in the same pieces as training did. Encoding this string in one piece can give other ids at the turn
+    /// boundaries (GPT-2 ends <c>"Assistant: "</c> with a lone space token, which training never puts before an answer).
+    /// </remarks>
     /// <exception cref="ArgumentException">As for <see cref="Render"/>, or <paramref name="history"/> ends with an assistant message.</exception>
-    public string RenderGenerationPrompt(IReadOnlyList<ChatMessage> history)
+    public string RenderGenerationPrompt(IReadOnlyList<ChatMessage> history) => RenderGeneration(history).Text;
+
+    /// <summary><paramref name="history"/> rendered with the assistant header appended to its text (the messages' spans are unchanged).</summary>
+    internal RenderedChat RenderGeneration(IReadOnlyList<ChatMessage> history)
     {
         ArgumentNullException.ThrowIfNull(history);
         if (history.Count > 0 && history[^1]?.Role == ChatRole.Assistant)
             throw new ArgumentException("The history for a generation prompt must not end with an assistant message: the model writes the next one.", nameof(history));
-        return Render(history).Text + AssistantHeader;
+        var rendered = Render(history);
+        return rendered with { Text = rendered.Text + AssistantHeader };
+    }
+
+    /// <summary>The text a model continues to complete <paramref name="prompt"/>: <c>BeginningOfSequence + prompt</c>, as in <see cref="RenderCompletion"/>.</summary>
+    /// <exception cref="ArgumentException">The template is invalid, or the prompt is null or contains the end-of-turn marker.</exception>
+    internal string RenderCompletionPrompt(string prompt)
+    {
+        Validate();
+        CheckContent(prompt, nameof(prompt));
+        return BeginningOfSequence + prompt;
     }
 
     /// <summary>

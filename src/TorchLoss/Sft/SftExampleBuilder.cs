@@ -4,21 +4,28 @@ namespace TorchLoss.Sft;
 
 /// <summary>
 /// Turns conversations into <see cref="SftExample"/>s whose labels train only the assistant: its content and
-/// the end-of-turn marker after it. The conversation is rendered once, tokenized once with character offsets,
-/// and a token is trained exactly when its character range overlaps a trained span (an assistant content, or
-/// the end-of-turn marker that closes it). Nothing searches the token ids for a header, so the mask cannot
-/// silently vanish when a header tokenizes differently in context.
+/// the end-of-turn marker after it. The conversation is rendered once and tokenized in segments cut at every
+/// assistant turn: the text up to and including an assistant header, the assistant content, and its end-of-turn
+/// marker are each tokenized alone, and the ids are concatenated. A token is trained exactly when it lies in a
+/// trained segment; nothing searches the token ids for a header, so the mask cannot silently vanish when a
+/// header tokenizes differently in context.
 /// </summary>
 /// <remarks>
-/// <para>A byte-level BPE token may straddle the boundary between the header and the content: GPT-2 encodes
-/// <c>"Assistant: hi"</c> with the token <c>" hi"</c>, whose space belongs to the header. Such a token carries
-/// content, so it is trained: the model must learn to write it. Likewise, with <see cref="SftOptions.TrainEndOfTurn"/>
-/// off, a last answer token that swallows the marker's first character (GPT-2 writes <c>" &lt;"</c> for an
-/// answer ending in a space followed by <c>&lt;|im_end|&gt;</c>) is trained. Such shares of a straddling token
-/// are the only text outside the assistant contents and end-of-turn markers a trained token can hold, and
-/// only at the edges of a trained span.</para>
-/// <para>Every example is checked before it is returned: the tokens must decode back to the rendered text
-/// and each trained run of tokens must decode to the characters its offsets claim.</para>
+/// <para>What the model is trained on is what it sees at inference: <see cref="BuildGenerationPrompt(IReadOnlyList{ChatMessage})"/>
+/// tokenizes a history in the same segments, so for every trained assistant turn the ids of its generation
+/// prompt are a prefix of the example's ids, and the turn's trained labels start right after that prefix.
+/// Tokenizing the whole text at once cannot promise this: GPT-2 writes <c>"Assistant: Paris"</c> as
+/// <c>…, ":", " Paris"</c> but the prompt <c>"Assistant: "</c> as <c>…, ":", " "</c>, so the model would be
+/// trained after <c>":"</c> and asked to continue after <c>" "</c>.</para>
+/// <para>The price: no token crosses a cut, so the text at a cut is tokenized as two pieces even where the
+/// tokenizer would merge it (GPT-2 gives the header's space a token of its own and writes <c>"Paris"</c>, not
+/// <c>" Paris"</c>). A model trained from scratch does not care; a pretrained model meets a split it rarely saw,
+/// so prefer headers that end in a newline or a special token (<see cref="ChatTemplate.ChatML"/>), where
+/// byte-level BPE cuts anyway. Whatever a tokenizer adds to every text it encodes, it adds to every segment:
+/// turn off a tokenizer's own beginning-of-sequence token and put it in <see cref="ChatTemplate.BeginningOfSequence"/>;
+/// a SentencePiece dummy prefix gives every segment a leading space.</para>
+/// <para>Every segment is checked when it is tokenized: its tokens must cover its text and decode back to it,
+/// so a trained run decodes to exactly the assistant text it stands for.</para>
 /// </remarks>
 /// <example>
 /// <code>
@@ -63,7 +70,9 @@ public sealed class SftExampleBuilder
     /// <summary>
     /// Builds a completion-only example from a raw prompt and completion (no role headers): the text is
     /// <c>BeginningOfSequence + prompt + completion + EndOfTurn</c> and only the completion and the
-    /// end-of-turn marker are trained.
+    /// end-of-turn marker are trained. The three parts are tokenized separately, so no trained token holds
+    /// prompt text (GPT-2 would otherwise merge <c>"…: cat" + "chat"</c> into the token <c>" catch"</c>), and the
+    /// ids start with <see cref="BuildGenerationPrompt(string)"/>'s.
     /// </summary>
     /// <exception cref="ArgumentException">The prompt or completion is null or contains the end-of-turn marker, or holds text the tokenizer cannot encode.</exception>
     /// <exception cref="SftExampleException">
@@ -73,7 +82,7 @@ public sealed class SftExampleBuilder
     public SftExample Build(string prompt, string completion)
     {
         var rendered = Template.RenderCompletion(prompt, completion);
-        var tokens = TokenizedText.Encode(Tokenizer, rendered.Text);
+        var tokens = Tokenize(rendered);
         if (tokens.Count <= Options.MaxLength)
             return Label(rendered, tokens, tokens.Count);
         if (Options.Truncation == TruncationPolicy.KeepStart)
@@ -81,6 +90,26 @@ public sealed class SftExampleBuilder
         var advice = Options.Truncation == TruncationPolicy.DropOldestTurns ? " A prompt/completion pair has no turns to drop; shorten the prompt or use KeepStart." : "";
         throw new SftExampleException(SftRejection.TooLong, $"The prompt/completion pair has {tokens.Count} tokens, more than MaxLength = {Options.MaxLength}.{advice}");
     }
+
+    /// <summary>
+    /// The token ids a model continues to write the next assistant answer: <paramref name="history"/> rendered
+    /// with the assistant header after it (<see cref="ChatTemplate.RenderGenerationPrompt"/>), tokenized in the
+    /// same segments as <see cref="Build(IReadOnlyList{ChatMessage})"/>. Building a conversation that continues
+    /// this history with an assistant message gives an example whose ids start with these, with that answer's
+    /// labels starting right after them. Stop generating when the decoded output holds <see cref="ChatTemplate.EndOfTurn"/>.
+    /// </summary>
+    /// <remarks>Nothing is truncated: drop old turns yourself if the prompt and the answer must fit a context.</remarks>
+    /// <param name="history">An optional system message, then user and assistant messages; it must not end with an assistant message. May be empty.</param>
+    /// <exception cref="ArgumentException">A message is malformed (as for <see cref="Build(IReadOnlyList{ChatMessage})"/>), the history ends with an assistant message, or holds text the tokenizer cannot encode.</exception>
+    public int[] BuildGenerationPrompt(IReadOnlyList<ChatMessage> history) => Tokenize(Template.RenderGeneration(history)).Ids;
+
+    /// <summary>
+    /// The token ids a model continues to write a completion of <paramref name="prompt"/>:
+    /// <c>BeginningOfSequence + prompt</c>, tokenized as <see cref="Build(string, string)"/> tokenizes it, so
+    /// every example built from this prompt starts with these ids and trains the completion right after them.
+    /// </summary>
+    /// <exception cref="ArgumentException">The prompt is null, contains the end-of-turn marker, or holds text the tokenizer cannot encode.</exception>
+    public int[] BuildGenerationPrompt(string prompt) => TokenizedText.Encode(Tokenizer, Template.RenderCompletionPrompt(prompt), []).Ids;
 
     /// <summary>
     /// Builds the examples of many conversations, skipping (and counting) those that are well formed but yield
@@ -136,7 +165,7 @@ public sealed class SftExampleBuilder
         {
             if (dropped > 0)
                 rendered = Template.Render(Keep(conversation, hasSystem, exchangeStarts[dropped]));
-            var tokens = TokenizedText.Encode(Tokenizer, rendered.Text);
+            var tokens = Tokenize(rendered);
             if (tokens.Count <= Options.MaxLength)
                 return (Label(rendered, tokens, tokens.Count), dropped > 0);
             switch (Options.Truncation)
@@ -174,22 +203,30 @@ public sealed class SftExampleBuilder
         return kept;
     }
 
-    /// <summary>Labels the first <paramref name="length"/> tokens and checks the result.</summary>
+    /// <summary>
+    /// Tokenizes a rendered text in segments cut where each assistant turn's content starts (right after its
+    /// header), where its end-of-turn marker starts, and where that marker ends: every token then lies wholly
+    /// inside one part, and the tokens before an assistant content are those of its generation prompt. The cuts
+    /// depend only on where the assistant turns are, never on the options, so that inference can reproduce them.
+    /// </summary>
+    private TokenizedText Tokenize(RenderedChat rendered) =>
+        TokenizedText.Encode(Tokenizer, rendered.Text, rendered.Messages
+            .Where(m => m.Role == ChatRole.Assistant)
+            .SelectMany(m => new[] { m.Content.Start, m.EndOfTurn.Start, m.EndOfTurn.End }));
+
+    /// <summary>Labels the first <paramref name="length"/> tokens: a token is trained when the segment it was encoded in is a trained span.</summary>
     private SftExample Label(RenderedChat rendered, TokenizedText tokens, int length)
     {
         if (length < 2)
             throw new SftExampleException(SftRejection.NoTrainedTokens, $"The text has {length} token(s); a causal LM needs at least 2.");
         // A turn cut short must not teach the model to stop: an end-of-turn marker counts only when kept whole.
-        int keptEnd = length == tokens.Count ? int.MaxValue : tokens.Ends.Take(length).Max();
-        var spans = TrainedSpans(rendered, keptEnd);
+        CharSpan? cutSegment = length < tokens.Count ? tokens.Segments[length] : null;
+        var spans = TrainedSpans(rendered, cutSegment);
 
         var ids = tokens.Ids[..length];
         var labels = new long[length];
         for (int i = 0; i < length; i++)
-        {
-            bool trained = i > 0 && spans.Any(s => s.Overlaps(tokens.Starts[i], tokens.Ends[i]));
-            labels[i] = trained ? ids[i] : SftExample.IgnoreIndex;
-        }
+            labels[i] = i > 0 && spans.Contains(tokens.Segments[i]) ? ids[i] : SftExample.IgnoreIndex;
         if (labels.All(l => l == SftExample.IgnoreIndex))
         {
             var why = length < tokens.Count
@@ -197,40 +234,23 @@ public sealed class SftExampleBuilder
                 : "the trained assistant turns are empty and their end-of-turn markers are not trained";
             throw new SftExampleException(SftRejection.NoTrainedTokens, $"The conversation has no trained tokens: {why}.");
         }
-        var example = new SftExample(ids, labels);
-        CheckTrainedRuns(example, tokens);
-        return example;
+        return new SftExample(ids, labels);
     }
 
-    private List<CharSpan> TrainedSpans(RenderedChat rendered, int keptEnd)
+    /// <summary>The trained contents and end-of-turn markers; each is exactly one segment of the tokenized text.</summary>
+    private HashSet<CharSpan> TrainedSpans(RenderedChat rendered, CharSpan? cutSegment)
     {
         var assistant = rendered.Messages.Where(m => m.Role == ChatRole.Assistant).ToList();
         if (Options.TrainOn == AssistantTurns.Last)
             assistant = assistant.Count == 0 ? assistant : [assistant[^1]];
-        var spans = new List<CharSpan>(2 * assistant.Count);
+        var spans = new HashSet<CharSpan>();
         foreach (var message in assistant)
         {
-            spans.Add(message.Content);
-            if (Options.TrainEndOfTurn && message.EndOfTurn.End <= keptEnd)
+            if (message.Content.Length > 0)
+                spans.Add(message.Content);
+            if (Options.TrainEndOfTurn && message.EndOfTurn != cutSegment)
                 spans.Add(message.EndOfTurn);
         }
         return spans;
-    }
-
-    /// <summary>
-    /// Decodes each trained run and compares it with the characters its offsets cover: a tokenizer whose
-    /// offsets do not match its ids would otherwise yield a silently wrong mask.
-    /// </summary>
-    private void CheckTrainedRuns(SftExample example, TokenizedText tokens)
-    {
-        foreach (var run in example.TrainedRuns())
-        {
-            var (start, count) = run.GetOffsetAndLength(example.Length);
-            var decoded = Tokenizer.Decode(example.InputIds[run]);
-            var expected = tokens.Text[tokens.Starts[start]..tokens.Ends[start + count - 1]];
-            if (!string.Equals(decoded, expected, StringComparison.Ordinal) && !TokenizedText.SameUpToWhitespace(decoded, expected))
-                throw new InvalidOperationException(
-                    $"{Tokenizer.GetType().Name} reported offsets that do not match its tokens: tokens {start}..{start + count} decode to \"{CharTokenizer.Escape(decoded)}\" but cover \"{CharTokenizer.Escape(expected)}\".");
-        }
     }
 }

@@ -3,36 +3,66 @@ using Microsoft.ML.Tokenizers;
 namespace TorchLoss.Sft;
 
 /// <summary>
-/// A text tokenized once, with each token's character range in the text as given (not in the tokenizer's
-/// normalized form), and proof that the tokens encode that text exactly.
+/// A text tokenized piece by piece, with the segment each token came from and proof that each segment's
+/// tokens encode exactly its text.
 /// </summary>
+/// <remarks>
+/// Each segment between two boundaries is encoded alone and the ids are concatenated, so no token crosses a
+/// boundary and the tokens of a segment never depend on the text after it: the ids of any prefix that ends at
+/// a boundary are a prefix of the ids of the whole text.
+/// </remarks>
 internal sealed class TokenizedText
 {
     private const char SentencePieceSpace = '\u2581';
 
-    private TokenizedText(string text, int[] ids, int[] starts, int[] ends)
+    private TokenizedText(int[] ids, CharSpan[] segments)
     {
-        Text = text;
         Ids = ids;
-        Starts = starts;
-        Ends = ends;
+        Segments = segments;
     }
-
-    public string Text { get; }
 
     public int[] Ids { get; }
 
-    /// <summary>Per token, its first character in <see cref="Text"/>.</summary>
-    public int[] Starts { get; }
-
-    /// <summary>Per token, one past its last character in <see cref="Text"/> (equal to the start for tokens that stand for no text, such as an added BOS).</summary>
-    public int[] Ends { get; }
+    /// <summary>
+    /// Per token, the segment it was encoded in. Tokens of one segment are consecutive. Which part of the text
+    /// a token belongs to is decided by this, not by its offsets, which byte-level BPE leaves empty for the
+    /// first pieces of a character it splits.
+    /// </summary>
+    public CharSpan[] Segments { get; }
 
     public int Count => Ids.Length;
 
-    /// <exception cref="ArgumentException">The tokenizer cannot encode <paramref name="text"/> exactly.</exception>
-    public static TokenizedText Encode(Tokenizer tokenizer, string text)
+    /// <summary>Encodes <paramref name="text"/> in segments cut at <paramref name="boundaries"/> (character positions, any order; 0, the end and repeats are ignored).</summary>
+    /// <remarks>
+    /// Whatever the tokenizer adds to every text it encodes (a beginning-of-sequence token, SentencePiece's
+    /// dummy-prefix space) it adds to every segment. Nothing is dropped here: a token with no characters of its
+    /// own can also be the first byte of a character that byte-level BPE splits, and dropping that would corrupt the text.
+    /// </remarks>
+    /// <exception cref="ArgumentException">The tokenizer cannot encode a segment exactly.</exception>
+    public static TokenizedText Encode(Tokenizer tokenizer, string text, IEnumerable<int> boundaries)
     {
+        var cuts = boundaries.Where(b => b > 0 && b < text.Length).Append(text.Length).Distinct().Order();
+        var ids = new List<int>();
+        var segments = new List<CharSpan>();
+        int from = 0;
+        foreach (int to in cuts)
+        {
+            var segmentIds = EncodeSegment(tokenizer, text, from, to);
+            ids.AddRange(segmentIds);
+            segments.AddRange(Enumerable.Repeat(new CharSpan(from, to), segmentIds.Length));
+            from = to;
+        }
+        return new TokenizedText([.. ids], [.. segments]);
+    }
+
+    /// <summary>
+    /// Encodes <c>whole[from..to]</c> alone and proves the ids encode exactly that text: the tokens' offsets
+    /// (mapped back through the normalizer) leave nothing but whitespace uncovered, and the ids decode back to
+    /// it. Errors name positions in <paramref name="whole"/>.
+    /// </summary>
+    private static int[] EncodeSegment(Tokenizer tokenizer, string whole, int from, int to)
+    {
+        var text = whole[from..to];
         var tokens = tokenizer.EncodeToTokens(text, out string? normalized);
         int count = tokens.Count;
         var ids = new int[count];
@@ -49,9 +79,9 @@ internal sealed class TokenizedText
             starts[i] = toOriginal is null ? offset : toOriginal[offset];
             ends[i] = toOriginal is null ? offset + length : toOriginal[offset + length];
         }
-        CheckCoverage(tokenizer, text, starts, ends);
-        CheckRoundTrip(tokenizer, text, ids);
-        return new TokenizedText(text, ids, starts, ends);
+        CheckCoverage(tokenizer, whole, from, to, starts, ends);
+        CheckRoundTrip(tokenizer, whole, from, to, ids);
+        return ids;
     }
 
     /// <summary>
@@ -66,7 +96,7 @@ internal sealed class TokenizedText
         while (i < normalized.Length)
         {
             char n = normalized[i];
-            if (j < original.Length && Equivalent(n, original[j]))
+            if (j < original.Length && Equivalent(n, original[j]) && !IsInsertedBefore(normalized, i, original[j]))
             {
                 map[i++] = j++;
             }
@@ -92,22 +122,27 @@ internal sealed class TokenizedText
         return map;
     }
 
+    // A '▁' facing a newline or tab is the dummy prefix when the newline itself comes next: "\n" becomes "▁\n", not "▁".
+    private static bool IsInsertedBefore(string normalized, int i, char original) =>
+        (normalized[i] == SentencePieceSpace || char.IsWhiteSpace(normalized[i])) && normalized[i] != original
+        && i + 1 < normalized.Length && normalized[i + 1] == original;
+
     private static bool Equivalent(char normalized, char original) =>
         normalized == original
         || char.ToLowerInvariant(normalized) == char.ToLowerInvariant(original)
         || (normalized == SentencePieceSpace && char.IsWhiteSpace(original));
 
-    private static void CheckCoverage(Tokenizer tokenizer, string text, int[] starts, int[] ends)
+    private static void CheckCoverage(Tokenizer tokenizer, string whole, int from, int to, int[] starts, int[] ends)
     {
-        int covered = 0;
+        int covered = from;
         for (int i = 0; i < starts.Length; i++)
         {
-            if (starts[i] > covered && !IsSkippableWhitespace(text, covered, starts[i]))
-                throw Unencodable(tokenizer, text, covered);
-            covered = Math.Max(covered, ends[i]);
+            if (from + starts[i] > covered && !IsSkippableWhitespace(whole, covered, from + starts[i]))
+                throw Unencodable(tokenizer, whole, covered);
+            covered = Math.Max(covered, from + ends[i]);
         }
-        if (covered < text.Length && !IsSkippableWhitespace(text, covered, text.Length))
-            throw Unencodable(tokenizer, text, covered);
+        if (covered < to && !IsSkippableWhitespace(whole, covered, to))
+            throw Unencodable(tokenizer, whole, covered);
     }
 
     // Normalizers that collapse whitespace leave spaces with no token; losing them is what the tokenizer does to any text.
@@ -118,14 +153,15 @@ internal sealed class TokenizedText
         return true;
     }
 
-    private static void CheckRoundTrip(Tokenizer tokenizer, string text, int[] ids)
+    private static void CheckRoundTrip(Tokenizer tokenizer, string whole, int from, int to, int[] ids)
     {
         var decoded = tokenizer.Decode(ids);
+        var text = whole[from..to];
         if (string.Equals(decoded, text, StringComparison.Ordinal) || SameUpToWhitespace(decoded, text))
             return;
         int at = 0;
         while (at < decoded.Length && at < text.Length && decoded[at] == text[at]) at++;
-        throw Unencodable(tokenizer, text, at);
+        throw Unencodable(tokenizer, whole, from + at);
     }
 
     /// <summary>Equal once runs of whitespace are ignored: what a SentencePiece dummy prefix or whitespace collapsing changes.</summary>

@@ -67,6 +67,22 @@ public class ChatSftExampleTests
     }
 
     [Fact]
+    public void EvaluationPromptsAreTheIdsTrainingPutBeforeEachAnswer()
+    {
+        var experiment = new ChatSftExperiment(ChatSftOptions.Quick, NullLogger.Instance);
+        var builder = new SftExampleBuilder(experiment.Tokenizer, experiment.Template, new SftOptions { MaxLength = 128 });
+        foreach (var chat in SyntheticChats.Generate(50, seed: 11, maxExchanges: 2))
+        {
+            var (ids, expected, question) = AnswerEvaluation.Prompt(builder, chat, maxTokens: 128);
+            Assert.Equal((chat[^1].Content, chat[^2].Content), (expected, question));
+            var example = builder.Build(chat);
+            Assert.Equal(ids, example.InputIds[..ids.Length]);
+            Assert.Equal(ids.Length, example.TrainedRuns()[^1].Start.Value);
+            Assert.Equal(expected + experiment.Template.EndOfTurn, experiment.Tokenizer.Decode(example.InputIds[example.TrainedRuns()[^1]]));
+        }
+    }
+
+    [Fact]
     public void RaggedGreedyDecodingEqualsDecodingEachPromptAlone()
     {
         torch.manual_seed(4);

@@ -3,37 +3,45 @@ using static TorchLoss.Tests.Sft.SftTestKit;
 
 namespace TorchLoss.Tests.Sft;
 
-/// <summary>Label masks with GPT-2's byte-level BPE, whose merges can cross the header/content boundary.</summary>
+/// <summary>
+/// Label masks with GPT-2's byte-level BPE, whose merges would cross the header/content boundary if the text
+/// were tokenized in one piece; the builder tokenizes each assistant content and end-of-turn marker alone.
+/// </summary>
 public class SftExampleBuilderGpt2Tests
 {
     [Fact]
     public void SingleTurnPlainHandCheckedLabels()
     {
         var example = Builder(Gpt2, ChatTemplate.Plain).Build([U("hello"), A("hi there")]);
-        Assert.Equal([12982, 25, 23748, 198, 48902, 25, 23105, 612, 198], example.InputIds);   // User : ␣hello \n Assistant : ␣hi ␣there \n
-        Assert.Equal([-100L, -100, -100, -100, -100, -100, 23105, 612, 198], example.Labels);
-        Assert.Equal("User|:| hello|⏎|Assistant|:|[ hi| there|⏎]", Show(Gpt2, example, "|"));
+        Assert.Equal([12982, 25, 23748, 198, 48902, 25, 220, 5303, 612, 198], example.InputIds);   // User : ␣hello \n Assistant : ␣ hi ␣there \n
+        Assert.Equal([-100L, -100, -100, -100, -100, -100, -100, 5303, 612, 198], example.Labels);
+        Assert.Equal("User|:| hello|⏎|Assistant|:| |[hi| there|⏎]", Show(Gpt2, example, "|"));
     }
 
     [Fact]
-    public void TheSpaceOfTheHeaderMergesIntoTheFirstAnswerTokenWhichIsTrained()
+    public void TheHeaderKeepsItsSpaceSoTheModelIsTrainedRightAfterTheGenerationPrompt()
     {
-        // "Assistant: " ends with a space, and GPT-2 writes " hi" as one token: the token carries the answer's
-        // first word, so it is trained, and its space is the only header text in the trained run.
-        var example = Builder(Gpt2, ChatTemplate.Plain).Build([U("hello"), A("hi there")]);
-        var run = Assert.Single(TrainedTexts(Gpt2, example));
-        Assert.Equal(" " + "hi there" + "\n", run);
+        // Tokenized in one piece, GPT-2 would write "Assistant: hi" with the token " hi", while the generation
+        // prompt "Assistant: " ends in a lone " ": the model would never be trained after the prompt it is given.
+        var builder = Builder(Gpt2, ChatTemplate.Plain);
+        var example = builder.Build([U("hello"), A("hi there")]);
+        var prompt = builder.BuildGenerationPrompt([U("hello")]);
+        Assert.Equal(Gpt2.EncodeToIds(ChatTemplate.Plain.RenderGenerationPrompt([U("hello")])), prompt);
+        Assert.Equal(prompt, example.InputIds[..prompt.Length]);
+        Assert.Equal(" ", Gpt2.Decode([prompt[^1]]));
+        Assert.Equal(prompt.Length, example.TrainedRuns()[0].Start.Value);
+        Assert.Equal("hi there" + "\n", Assert.Single(TrainedTexts(Gpt2, example)));
     }
 
     [Fact]
-    public void AMergeThatSwallowsAHeaderCharacterIsTrainedAndDecodesToTheAnswer()
+    public void AHeaderCharacterNeverMergesIntoTheAnswer()
     {
-        // Header without a trailing space: GPT-2 merges the header's ':' with the answer's apostrophe (":'").
+        // Header without a trailing space: in one piece GPT-2 merges the header's ':' with the answer's apostrophe (":'").
         var template = ChatTemplate.Plain with { AssistantHeader = "Assistant:" };
         var example = Builder(Gpt2, template).Build([U("x"), A("'s")]);
-        Assert.Equal("User|:| x|⏎|Assistant|[:'|s|⏎]", Show(Gpt2, example, "|"));
-        Assert.Equal([-100L, -100, -100, -100, -100, 32105, 82, 198], example.Labels);
-        Assert.Equal(":" + "'s" + "\n", Assert.Single(TrainedTexts(Gpt2, example)));
+        Assert.Equal("User|:| x|⏎|Assistant|:|['s|⏎]", Show(Gpt2, example, "|"));
+        Assert.Equal([-100L, -100, -100, -100, -100, -100, 338, 198], example.Labels);
+        Assert.Equal("'s" + "\n", Assert.Single(TrainedTexts(Gpt2, example)));
     }
 
     [Fact]
@@ -49,13 +57,14 @@ public class SftExampleBuilderGpt2Tests
     {
         var example = Builder(Gpt2, ChatTemplate.Plain).Build([S("Be brief."), U("What is 2+2?"), A("4"), U("And 3+3?"), A("6.")]);
         Assert.Equal(
-            "System|:| Be| brief|.|⏎|User|:| What| is| 2|+|2|?|⏎|Assistant|:|[ 4|⏎]|User|:| And| 3|+|3|?|⏎|Assistant|:|[ 6|.|⏎]",
+            "System|:| Be| brief|.|⏎|User|:| What| is| 2|+|2|?|⏎|Assistant|:| |[4|⏎]|User|:| And| 3|+|3|?|⏎|Assistant|:| |[6|.|⏎]",
             Show(Gpt2, example, "|"));
-        long[] labels = [.. Enumerable.Repeat(-100L, 17), 604, 198, .. Enumerable.Repeat(-100L, 10), 718, 13, 198];
+        long[] labels = [.. Enumerable.Repeat(-100L, 18), 19, 198, .. Enumerable.Repeat(-100L, 11), 21, 13, 198];
         Assert.Equal(labels, example.Labels);
         var last = Builder(Gpt2, ChatTemplate.Plain, new SftOptions { MaxLength = 512, TrainOn = AssistantTurns.Last })
             .Build([S("Be brief."), U("What is 2+2?"), A("4"), U("And 3+3?"), A("6.")]);
-        Assert.Equal([" 6.\n"], TrainedTexts(Gpt2, last));
+        Assert.Equal(["6.\n"], TrainedTexts(Gpt2, last));
+        Assert.Equal(example.InputIds, last.InputIds);   // which turns are trained never changes the tokens
     }
 
     [Fact]
@@ -89,8 +98,8 @@ public class SftExampleBuilderGpt2Tests
     public void MultiByteCharactersSplitAcrossTokensAreTrainedTogether()
     {
         var example = Builder(Gpt2, ChatTemplate.Plain).Build([U("emoji"), A("ok 😀 é")]);
-        Assert.Equal(" ok 😀 é\n", Assert.Single(TrainedTexts(Gpt2, example)));
-        Assert.Equal(5, example.TrainedTokenCount);   // " ok", two byte tokens of 😀, " é", "\n"
+        Assert.Equal("ok 😀 é\n", Assert.Single(TrainedTexts(Gpt2, example)));
+        Assert.Equal(5, example.TrainedTokenCount);   // "ok", two byte tokens of " 😀", " é", "\n"
     }
 
     [Fact]
@@ -99,6 +108,6 @@ public class SftExampleBuilderGpt2Tests
         var template = ChatTemplate.Plain with { BeginningOfSequence = "<|endoftext|>" };
         var example = Builder(Gpt2, template).Build([U("a"), A("b")]);
         Assert.Equal(50256, example.InputIds[0]);
-        Assert.Equal("<|endoftext|>|User|:| a|⏎|Assistant|:|[ b|⏎]", Show(Gpt2, example, "|"));
+        Assert.Equal("<|endoftext|>|User|:| a|⏎|Assistant|:| |[b|⏎]", Show(Gpt2, example, "|"));
     }
 }

@@ -25,6 +25,17 @@ public class SftExampleBuilderInputTests
     }
 
     [Fact]
+    public void MalformedGenerationPromptsThrowArgumentExceptions()
+    {
+        Assert.Throws<ArgumentNullException>(() => Plain.BuildGenerationPrompt((IReadOnlyList<ChatMessage>)null!));
+        Assert.Contains("must not end with an assistant message", Assert.Throws<ArgumentException>(() => Plain.BuildGenerationPrompt([U("u"), A("a")])).Message);
+        Assert.Contains("end-of-turn", Assert.Throws<ArgumentException>(() => Plain.BuildGenerationPrompt([U("two\nlines")])).Message);
+        Assert.Contains("end-of-turn", Assert.Throws<ArgumentException>(() => Plain.BuildGenerationPrompt("two\nlines")).Message);
+        Assert.Contains("'é' (U+00E9)", Assert.Throws<ArgumentException>(() => Plain.BuildGenerationPrompt([U("café")])).Message);
+        Assert.Equal(Chars.EncodeToIds("Assistant: "), Plain.BuildGenerationPrompt([]));
+    }
+
+    [Fact]
     public void TextTheTokenizerCannotEncodeIsReported()
     {
         var e = Assert.Throws<ArgumentException>(() => Plain.Build([U("café"), A("ok")]));
@@ -87,10 +98,14 @@ public class SftExampleBuilderInputTests
         var tokenizer = new SentencePieceStyleTokenizer(Alphabet);
         var example = Builder(tokenizer, ChatTemplate.Plain).Build([U("hello"), A("hi there")]);
         var reference = Builder(Chars, ChatTemplate.Plain).Build([U("hello"), A("hi there")]);
-        // One extra leading token (the dummy prefix); otherwise the same positions are trained.
-        Assert.Equal(reference.Length + 1, example.Length);
+        // The normalizer adds a dummy-prefix '▁' to every segment it encodes: before the prompt, the answer and
+        // the marker. The last two belong to trained segments, so the model learns to write them, exactly as
+        // it will see them after the generation prompt; the same characters are trained otherwise.
+        Assert.Equal(reference.Length + 3, example.Length);
         Assert.False(example.IsTrained(0));
-        Assert.Equal(reference.Labels.Skip(1).Select(l => l != SftExample.IgnoreIndex), example.Labels.Skip(2).Select(l => l != SftExample.IgnoreIndex));
+        Assert.Equal(reference.TrainedTokenCount + 2, example.TrainedTokenCount);
+        Assert.Equal(["hi there\n"], TrainedTexts(Chars, reference));
+        Assert.Equal(["hi there \n"], TrainedTexts(tokenizer, example));   // decoding drops the first '▁' only
     }
 
     /// <summary>A lossy tokenizer: characters outside its alphabet become '?', so decoding does not give the text back.</summary>

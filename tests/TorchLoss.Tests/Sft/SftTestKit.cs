@@ -18,6 +18,19 @@ internal static class SftTestKit
     /// <summary>A char-level tokenizer for the alphabet plus ChatML's markers as special tokens.</summary>
     public static CharTokenizer Chars { get; } = new(Alphabet, ["<|im_start|>", "<|im_end|>"]);
 
+    /// <summary>"gpt2" or "chars": test cases name tokenizers, so that xUnit can show and serialize them.</summary>
+    public static Tokenizer TokenizerNamed(string name) => name == "gpt2" ? Gpt2 : Chars;
+
+    /// <summary>Every tokenizer name ("chars", "gpt2") with every given template name.</summary>
+    public static TheoryData<string, string> TokenizerTemplatePairs(params string[] templates)
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var tokenizer in new[] { "chars", "gpt2" })
+            foreach (var template in templates)
+                data.Add(tokenizer, template);
+        return data;
+    }
+
     public static ChatMessage S(string text) => ChatMessage.System(text);
 
     public static ChatMessage U(string text) => ChatMessage.User(text);

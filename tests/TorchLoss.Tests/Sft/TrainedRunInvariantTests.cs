@@ -6,9 +6,8 @@ namespace TorchLoss.Tests.Sft;
 
 /// <summary>
 /// The validation property, for both tokenizers and both templates over awkward texts: each trained run
-/// decodes to exactly one assistant content plus its end-of-turn marker, preceded at most by the header
-/// character that a straddling token merged into the answer's first token (and, with TrainEndOfTurn off,
-/// followed at most by the marker character that the answer's last token swallowed).
+/// decodes to exactly one assistant content followed by its end-of-turn marker when that is trained, and
+/// nothing else: no token straddles the header, the content and the marker.
 /// </summary>
 public class TrainedRunInvariantTests
 {
@@ -18,20 +17,13 @@ public class TrainedRunInvariantTests
         "User: I am not the user", "Assistant: nor the header", "<|im_start|>assistant", "ok?", "  two spaces",
     ];
 
-    public static TheoryData<string, string> Cases()
-    {
-        var data = new TheoryData<string, string>();
-        foreach (var tokenizer in new[] { "chars", "gpt2" })
-            foreach (var template in new[] { "plain", "chatml", "plain-nospace" })
-                data.Add(tokenizer, template);
-        return data;
-    }
+    public static TheoryData<string, string> Cases() => TokenizerTemplatePairs("plain", "chatml", "plain-nospace");
 
     [Theory]
     [MemberData(nameof(Cases))]
     public void TrainedRunsDecodeToTheAnswersAndTheirEndOfTurnMarkers(string tokenizerName, string templateName)
     {
-        Tokenizer tokenizer = tokenizerName == "gpt2" ? Gpt2 : Chars;
+        var tokenizer = TokenizerNamed(tokenizerName);
         var template = templateName switch
         {
             "plain" => ChatTemplate.Plain,
@@ -53,17 +45,7 @@ public class TrainedRunInvariantTests
                 for (int r = 0; r < 2; r++)
                 {
                     var answer = r == 0 ? first : second;
-                    int at = runs[r].IndexOf(answer, StringComparison.Ordinal);
-                    Assert.True(at >= 0, $"run \"{runs[r]}\" lacks the answer \"{answer}\"");
-                    var before = runs[r][..at];
-                    var after = runs[r][(at + answer.Length)..];
-                    // A straddling token may bring at most the header's last character before the answer ...
-                    Assert.True(before.Length <= 1 && template.AssistantHeader.EndsWith(before, StringComparison.Ordinal), $"\"{before}\" before the answer");
-                    // ... and after it the whole end-of-turn marker when it is trained, else at most a straddled first character of it.
-                    if (trainEnd)
-                        Assert.Equal(template.EndOfTurn, after);
-                    else
-                        Assert.True(after.Length <= 1 && template.EndOfTurn.StartsWith(after, StringComparison.Ordinal), $"\"{after}\" after the answer");
+                    Assert.Equal(trainEnd ? answer + template.EndOfTurn : answer, runs[r]);
                 }
             }
         }
