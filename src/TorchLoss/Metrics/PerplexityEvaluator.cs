@@ -15,7 +15,8 @@ namespace TorchLoss.Metrics;
 /// The first token of the text is never scored (nothing precedes it; prepend a BOS token to score it). With a
 /// stride below the context length every later token is predicted exactly once, with at least
 /// <c>ContextLength − Stride</c> tokens of context (less only near the start). A stride equal to the context
-/// length gives disjoint windows: each window's first token is context only, as in block-wise evaluation.
+/// length gives disjoint windows: each window's first token is context only, as in block-wise evaluation; so when
+/// the text ends one token into a new window, that window is not run and the text's last token goes unscored.
 /// Smaller strides give more context per prediction (a lower, more faithful perplexity) and cost more windows.
 /// </para>
 /// <para>
@@ -59,7 +60,7 @@ public sealed class PerplexityEvaluator
     /// <summary>Windows per model call.</summary>
     public int BatchSize { get; }
 
-    /// <summary>The windows an evaluation of <paramref name="tokenCount"/> tokens runs, in order.</summary>
+    /// <summary>The windows an evaluation of <paramref name="tokenCount"/> tokens runs, in order; each scores at least one token.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokenCount"/> is below 2.</exception>
     public IReadOnlyList<EvaluationWindow> Windows(long tokenCount)
     {
@@ -69,7 +70,10 @@ public sealed class PerplexityEvaluator
         for (long start = 0; ; start += Stride)
         {
             long end = Math.Min(start + ContextLength, tokenCount);
-            windows.Add(new EvaluationWindow(start, (int)(end - start), (int)Math.Max(1, scoredUpTo - start)));
+            var window = new EvaluationWindow(start, (int)(end - start), (int)Math.Max(1, scoredUpTo - start));
+            // Only disjoint windows can end on a window with nothing to score: a single token, its unscored first.
+            if (window.ScoredTokens == 0) return windows;
+            windows.Add(window);
             scoredUpTo = end;
             if (end == tokenCount) return windows;
         }
