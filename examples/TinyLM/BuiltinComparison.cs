@@ -66,7 +66,8 @@ public static class BuiltinComparison
         bool agree = maxDelta <= Tolerance && maxParam <= Tolerance;
         Directory.CreateDirectory(outDir);
         AtomicFile.WriteAllText(Path.Combine(outDir, "compare.csv"), csv.ToString());
-        var final = trainer.Evaluate(SequentialWindows.Batches(data.Validation, options.Context, options.EvalBatch));
+        using var validation = new ValidationText(data.Validation, options.Context, options.EvalBatch);
+        var final = trainer.Evaluate(validation);
         output.WriteLine($"--compare-builtin over {stop} steps: per-step |Δloss| max {maxDelta:E3}, mean {sumDelta / Math.Max(1, stop):E3}; final max |Δparameter| {maxParam:E3}");
         output.WriteLine(agree
             ? $"CausalLMLoss and nn.CrossEntropyLoss on pre-shifted labels agree within {Tolerance:E0}."

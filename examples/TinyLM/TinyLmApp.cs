@@ -85,7 +85,8 @@ public static class TinyLmApp
             }
             Directory.CreateDirectory(outDir);
 
-            trainer.Fit(batches, () => SequentialWindows.Batches(data.Validation, options.Context, options.EvalBatch), new FitOptions
+            using var validation = new ValidationText(data.Validation, options.Context, options.EvalBatch);
+            trainer.Fit(batches, validation, new FitOptions
             {
                 Logger = log,
                 CheckpointPath = checkpoint,
@@ -95,7 +96,7 @@ public static class TinyLmApp
 
             var final = trainer.Step == trainerOptions.Steps && trainer.LastEvaluation is { } last
                 ? last
-                : trainer.Evaluate(SequentialWindows.Batches(data.Validation, options.Context, options.EvalBatch));
+                : trainer.Evaluate(validation);
             if (trainer.Step < trainerOptions.Steps)
                 log.LogInformation("stopped after step {Step} of {Steps}; continue with the same options and --resume", trainer.Step, trainerOptions.Steps);
 

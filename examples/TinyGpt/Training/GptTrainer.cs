@@ -166,6 +166,44 @@ public sealed class GptTrainer : IDisposable
     }
 
     /// <summary>
+    /// The model's cross-entropy on the whole of <paramref name="text"/>, scored by its <see cref="PerplexityEvaluator"/>
+    /// in eval mode (no dropout) and without gradients; the true, unsmoothed cross-entropy, from the model's logits
+    /// whatever the training loss.
+    /// </summary>
+    /// <exception cref="ArgumentException">The text's windows are longer than the model's context.</exception>
+    public EvaluationResult Evaluate(ValidationText text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        if (text.Evaluator.ContextLength > Model.Config.ContextLength)
+            throw new ArgumentException($"The validation windows hold {text.Evaluator.ContextLength} tokens, more than the model's context of {Model.Config.ContextLength}.", nameof(text));
+        var watch = Stopwatch.StartNew();
+        bool wasTraining = Model.training;
+        Model.eval();
+        try
+        {
+            var totals = text.Evaluator.Evaluate(Model.forward, text.Tokens);
+            return new EvaluationResult(totals, watch.Elapsed.TotalSeconds);
+        }
+        finally
+        {
+            Model.train(wasTraining);
+        }
+    }
+
+    /// <summary>
+    /// Trains as <see cref="Fit(IBatchSource, Func{IEnumerable{TrainingBatch}}?, FitOptions?)"/> does, evaluating on
+    /// the whole of <paramref name="validation"/> with <see cref="Evaluate(ValidationText)"/>.
+    /// </summary>
+    /// <param name="source">Training micro-batches.</param>
+    /// <param name="validation">The validation text.</param>
+    /// <param name="fit">Logging, checkpointing and stopping.</param>
+    public void Fit(IBatchSource source, ValidationText validation, FitOptions? fit = null)
+    {
+        ArgumentNullException.ThrowIfNull(validation);
+        Fit(source, () => Evaluate(validation), fit);
+    }
+
+    /// <summary>
     /// Trains from the current <see cref="Step"/> to <see cref="TrainerOptions.Steps"/> (or <see cref="FitOptions.StopAfterStep"/>),
     /// logging every <see cref="TrainerOptions.LogInterval"/> steps, evaluating on the whole of <paramref name="validation"/>
     /// every <see cref="TrainerOptions.EvalInterval"/> steps and at the end, and checkpointing as configured.
@@ -173,7 +211,10 @@ public sealed class GptTrainer : IDisposable
     /// <param name="source">Training micro-batches.</param>
     /// <param name="validation">Makes a fresh pass over the validation batches; null skips evaluation.</param>
     /// <param name="fit">Logging, checkpointing and stopping.</param>
-    public void Fit(IBatchSource source, Func<IEnumerable<TrainingBatch>>? validation, FitOptions? fit = null)
+    public void Fit(IBatchSource source, Func<IEnumerable<TrainingBatch>>? validation, FitOptions? fit = null) =>
+        Fit(source, validation is null ? null : () => Evaluate(validation()), fit);
+
+    private void Fit(IBatchSource source, Func<EvaluationResult>? evaluate, FitOptions? fit)
     {
         ArgumentNullException.ThrowIfNull(source);
         fit ??= new FitOptions();
@@ -192,9 +233,9 @@ public sealed class GptTrainer : IDisposable
 
             bool last = Step == stopAt;
             double? valLoss = null;
-            if (validation is not null && ((Options.EvalInterval > 0 && Step % Options.EvalInterval == 0) || Step == Options.Steps))
+            if (evaluate is not null && ((Options.EvalInterval > 0 && Step % Options.EvalInterval == 0) || Step == Options.Steps))
             {
-                var eval = Evaluate(validation());
+                var eval = evaluate();
                 LastEvaluation = eval;
                 valLoss = eval.MeanNll;
                 logger?.LogInformation("step {Step}/{Steps} | validation loss {Loss:F4} | ppl {Ppl:F3} | {Tokens:N0} tokens in {Seconds:F1}s",
