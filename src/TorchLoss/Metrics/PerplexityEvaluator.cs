@@ -85,11 +85,15 @@ public sealed class PerplexityEvaluator
     /// <param name="progress">Receives a report after each batch (which reads the device once per batch).</param>
     /// <param name="utf8Bytes">Optional UTF-8 byte count of the text, to get <see cref="PerplexitySnapshot.BitsPerByte"/>.</param>
     /// <param name="words">Optional whitespace-separated word count of the text, to get <see cref="PerplexitySnapshot.WordPerplexity"/>.</param>
+    /// <param name="onBatch">
+    /// Optional: receives each batch's logits, labels and scored-position mask right after the loss, so other metrics
+    /// (e.g. a <see cref="CalibrationTracker"/>) share the one model pass. The tensors are freed when it returns.
+    /// </param>
     /// <param name="cancellationToken">Checked before each batch.</param>
     /// <returns>The token-weighted totals; <see cref="PerplexitySnapshot.Updates"/> is the number of model calls.</returns>
     /// <exception cref="ArgumentException"><paramref name="tokens"/> is not a 1-D integer tensor of at least 2 tokens, or the model's output has the wrong shape.</exception>
     public PerplexitySnapshot Evaluate(Func<Tensor, Tensor> model, Tensor tokens, IProgress<PerplexityEvaluationProgress>? progress = null,
-        long? utf8Bytes = null, long? words = null, CancellationToken cancellationToken = default)
+        long? utf8Bytes = null, long? words = null, Action<EvaluationBatch>? onBatch = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokens);
@@ -110,7 +114,7 @@ public sealed class PerplexityEvaluator
             cancellationToken.ThrowIfCancellationRequested();
             int count = 1;
             while (count < BatchSize && done + count < windows.Count && windows[done + count].Length == windows[done].Length) count++;
-            ScoreBatch(model, tokens, loss, tracker, windows, done, count);
+            ScoreBatch(model, tokens, loss, tracker, onBatch, windows, done, count);
             done += count;
             progress?.Report(new PerplexityEvaluationProgress(done, windows.Count, tracker.Tokens, tracker.Perplexity));
         }
@@ -118,7 +122,7 @@ public sealed class PerplexityEvaluator
     }
 
     private static void ScoreBatch(Func<Tensor, Tensor> model, Tensor tokens, CausalLMLoss loss, PerplexityTracker tracker,
-        IReadOnlyList<EvaluationWindow> windows, int first, int count)
+        Action<EvaluationBatch>? onBatch, IReadOnlyList<EvaluationWindow> windows, int first, int count)
     {
         using var scope = NewDisposeScope();
         var batch = Enumerable.Range(first, count).Select(i => windows[i]).ToArray();
@@ -129,5 +133,6 @@ public sealed class PerplexityEvaluator
         var logits = model(ids);
         using var result = loss.Compute(logits, ids, scored);
         tracker.Update(result);
+        onBatch?.Invoke(new EvaluationBatch(logits, ids, scored));
     }
 }
