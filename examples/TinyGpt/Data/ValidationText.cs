@@ -15,8 +15,9 @@ public sealed class ValidationText : IDisposable
     /// <param name="tokens">The split's token ids.</param>
     /// <param name="context">Tokens per window: the model's context length.</param>
     /// <param name="batchSize">Windows per model call.</param>
+    /// <param name="calibration">Bins and k of the calibration measured alongside; the defaults when null.</param>
     /// <exception cref="ArgumentException">Fewer than 2 tokens, a context below 2 or a batch size below 1.</exception>
-    public ValidationText(IReadOnlyList<int> tokens, int context, int batchSize)
+    public ValidationText(IReadOnlyList<int> tokens, int context, int batchSize, CalibrationOptions? calibration = null)
     {
         ArgumentNullException.ThrowIfNull(tokens);
         if (context < 2)
@@ -26,6 +27,7 @@ public sealed class ValidationText : IDisposable
         if (tokens.Count < 2)
             throw new ArgumentException($"A split needs at least 2 tokens to score one prediction, got {tokens.Count}.", nameof(tokens));
         Evaluator = new PerplexityEvaluator(context, stride: context - 1, batchSize);
+        Calibration = calibration ?? CalibrationOptions.Default;
         Tokens = tensor(tokens.Select(t => (long)t).ToArray()).DetachFromDisposeScope();
     }
 
@@ -34,6 +36,9 @@ public sealed class ValidationText : IDisposable
 
     /// <summary>The sliding-window evaluator (stride = context − 1).</summary>
     public PerplexityEvaluator Evaluator { get; }
+
+    /// <summary>Bins and k of the calibration measured with each evaluation.</summary>
+    public CalibrationOptions Calibration { get; }
 
     /// <summary>Disposes the token tensor.</summary>
     public void Dispose() => Tokens.Dispose();

@@ -9,7 +9,7 @@ namespace TinyGpt;
 /// </summary>
 public static class Checkpoint
 {
-    private const string Magic = "TinyGpt checkpoint v1";
+    private const string Magic = "TinyGpt checkpoint v2";   // v2: validation calibration in the history
 
     /// <summary>Atomically writes the state of <paramref name="trainer"/> and <paramref name="source"/> to <paramref name="path"/>.</summary>
     public static void Save(string path, GptTrainer trainer, IBatchSource source, string metadata = "")
