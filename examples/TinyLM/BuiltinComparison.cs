@@ -85,8 +85,9 @@ public static class BuiltinComparison
         bool agree = maxLossDelta <= LossTolerance && maxGradRelative <= GradientTolerance;
         Directory.CreateDirectory(outDir);
         AtomicFile.WriteAllText(Path.Combine(outDir, "compare.csv"), csv.ToString());
-        var final = trainer.Evaluate(SequentialWindows.Batches(data.Validation, options.Context, options.EvalBatch));
-        var finalBuiltin = builtin.Evaluate(SequentialWindows.Batches(data.Validation, options.Context, options.EvalBatch));
+        using var validation = new ValidationText(data.Validation, options.Context, options.EvalBatch);
+        var final = trainer.Evaluate(validation);
+        var finalBuiltin = builtin.Evaluate(validation);
         double meanDrift = sumDrift / Math.Max(1, stop);
 
         output.WriteLine($"--compare-builtin over {stop} steps, both losses on the same logits at every step:");

@@ -24,7 +24,7 @@ public static class TinyLmApp
             TorchBackend.EnsureLoaded();
             if (options.Threads > 0)
                 set_num_threads(options.Threads);
-            var data = CorpusData.Load(options);
+            var data = CorpusData.Load(options.Corpus, options.Tokenizer, options.Context, (ulong)options.Seed);
             string outDir = Path.GetFullPath(options.Out);
             string checkpoint = Path.Combine(outDir, CheckpointFile);
             if (options.Resume && !File.Exists(checkpoint))
@@ -99,7 +99,8 @@ public static class TinyLmApp
             }
             Directory.CreateDirectory(outDir);
 
-            trainer.Fit(batches, () => SequentialWindows.Batches(data.Validation, options.Context, options.EvalBatch), new FitOptions
+            using var validation = new ValidationText(data.Validation, options.Context, options.EvalBatch);
+            trainer.Fit(batches, validation, new FitOptions
             {
                 Logger = log,
                 CheckpointPath = checkpoint,
@@ -109,7 +110,7 @@ public static class TinyLmApp
 
             var final = trainer.Step == trainerOptions.Steps && trainer.LastEvaluation is { } last
                 ? last
-                : trainer.Evaluate(SequentialWindows.Batches(data.Validation, options.Context, options.EvalBatch));
+                : trainer.Evaluate(validation);
             if (trainer.Step < trainerOptions.Steps)
                 log.LogInformation("stopped after step {Step} of {Steps}; continue with the same options and --resume", trainer.Step, trainerOptions.Steps);
 
@@ -124,6 +125,11 @@ public static class TinyLmApp
             var floor = data.Source is { } s ? (s.EntropyRate, "entropy rate H") : ((double, string)?)null;
             if (trainer.History.Count > 0)
                 LossChart.Write(Path.Combine(outDir, "loss.png"), trainer.History, $"TinyLM on {Describe(options)}", floor);
+            if (final.Calibration is { } calibration)
+            {
+                ReliabilityChart.Write(Path.Combine(outDir, "reliability.png"), [($"TinyLM on {Describe(options)}, validation", calibration)]);
+                output.WriteLine($"validation accuracy {calibration.Accuracy:P2} at mean confidence {calibration.MeanConfidence:P2}: ECE {calibration.Ece:F4} over {calibration.Bins} bins");
+            }
 
             var summary = Summarize(trainer, final, data, options, model);
             if (data.Source is { } src)
@@ -158,6 +164,9 @@ public static class TinyLmApp
             ["parameters"] = model.ParameterCount,
             ["val_tokens"] = final.Tokens,
             ["val_bits_per_token"] = final.MeanNll / Math.Log(2),
+            ["val_accuracy"] = final.Calibration?.Accuracy,
+            ["val_ece"] = final.Calibration?.Ece,
+            ["val_confidence"] = final.Calibration?.MeanConfidence,
             ["final_eval_seconds"] = Math.Round(final.Seconds, 3),
             ["train_loss_mean_all_steps"] = trainer.TrainNllSum / trainer.TrainTokens,
             ["options"] = options.Fingerprint(),

@@ -13,7 +13,7 @@ namespace TinyGpt;
 /// </remarks>
 public static class Checkpoint
 {
-    private const string Magic = "TinyGpt checkpoint v2";
+    private const string Magic = "TinyGpt checkpoint v3";   // v3: validation calibration in the history
     private const int HashLength = SHA256.HashSizeInBytes;
 
     /// <summary>Atomically writes the state of <paramref name="trainer"/> and <paramref name="source"/> to <paramref name="path"/>.</summary>

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 
 namespace TinyGpt;
 
-/// <summary>How <see cref="GptTrainer.Fit"/> reports, checkpoints and stops (the hyper-parameters are in <see cref="TrainerOptions"/>).</summary>
+/// <summary>How <c>GptTrainer.Fit</c> reports, checkpoints and stops (the hyper-parameters are in <see cref="TrainerOptions"/>).</summary>
 public sealed record FitOptions
 {
     /// <summary>Where progress lines go; null logs nothing.</summary>

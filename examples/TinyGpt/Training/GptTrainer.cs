@@ -175,6 +175,46 @@ public sealed class GptTrainer : IDisposable
     }
 
     /// <summary>
+    /// The model's cross-entropy and calibration on the whole of <paramref name="text"/>, scored by its
+    /// <see cref="PerplexityEvaluator"/> in eval mode (no dropout) and without gradients: the true, unsmoothed
+    /// cross-entropy from the model's logits whatever the training loss, and a <see cref="CalibrationTracker"/> fed
+    /// from the same pass.
+    /// </summary>
+    /// <exception cref="ArgumentException">The text's windows are longer than the model's context.</exception>
+    public EvaluationResult Evaluate(ValidationText text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        if (text.Evaluator.ContextLength > Model.Config.ContextLength)
+            throw new ArgumentException($"The validation windows hold {text.Evaluator.ContextLength} tokens, more than the model's context of {Model.Config.ContextLength}.", nameof(text));
+        var watch = Stopwatch.StartNew();
+        bool wasTraining = Model.training;
+        Model.eval();
+        try
+        {
+            using var calibration = new CalibrationTracker(text.Calibration);
+            var totals = text.Evaluator.Evaluate(Model.forward, text.Tokens, onBatch: b => calibration.UpdateCausal(b.Logits, b.Labels, b.LossMask));
+            return new EvaluationResult(totals, watch.Elapsed.TotalSeconds, calibration.Snapshot());
+        }
+        finally
+        {
+            Model.train(wasTraining);
+        }
+    }
+
+    /// <summary>
+    /// Trains as <see cref="Fit(IBatchSource, Func{IEnumerable{TrainingBatch}}?, FitOptions?)"/> does, evaluating on
+    /// the whole of <paramref name="validation"/> with <see cref="Evaluate(ValidationText)"/>.
+    /// </summary>
+    /// <param name="source">Training micro-batches.</param>
+    /// <param name="validation">The validation text.</param>
+    /// <param name="fit">Logging, checkpointing and stopping.</param>
+    public void Fit(IBatchSource source, ValidationText validation, FitOptions? fit = null)
+    {
+        ArgumentNullException.ThrowIfNull(validation);
+        Fit(source, () => Evaluate(validation), fit);
+    }
+
+    /// <summary>
     /// Trains from the current <see cref="Step"/> to <see cref="TrainerOptions.Steps"/> (or <see cref="FitOptions.StopAfterStep"/>),
     /// logging every <see cref="TrainerOptions.LogInterval"/> steps, evaluating on the whole of <paramref name="validation"/>
     /// every <see cref="TrainerOptions.EvalInterval"/> steps and at the end, and checkpointing as configured.
@@ -182,7 +222,10 @@ public sealed class GptTrainer : IDisposable
     /// <param name="source">Training micro-batches.</param>
     /// <param name="validation">Makes a fresh pass over the validation batches; null skips evaluation.</param>
     /// <param name="fit">Logging, checkpointing and stopping.</param>
-    public void Fit(IBatchSource source, Func<IEnumerable<TrainingBatch>>? validation, FitOptions? fit = null)
+    public void Fit(IBatchSource source, Func<IEnumerable<TrainingBatch>>? validation, FitOptions? fit = null) =>
+        Fit(source, validation is null ? null : () => Evaluate(validation()), fit);
+
+    private void Fit(IBatchSource source, Func<EvaluationResult>? evaluate, FitOptions? fit)
     {
         ArgumentNullException.ThrowIfNull(source);
         fit ??= new FitOptions();
@@ -200,18 +243,28 @@ public sealed class GptTrainer : IDisposable
             fit.OnStep?.Invoke(result);
 
             bool last = Step == stopAt;
-            double? valLoss = null;
-            if (validation is not null && ((Options.EvalInterval > 0 && Step % Options.EvalInterval == 0) || Step == Options.Steps))
+            EvaluationResult? evaluation = null;
+            if (evaluate is not null && ((Options.EvalInterval > 0 && Step % Options.EvalInterval == 0) || Step == Options.Steps))
             {
-                var eval = Evaluate(validation());
+                var eval = evaluation = evaluate();
                 LastEvaluation = eval;
-                valLoss = eval.MeanNll;
-                logger?.LogInformation("step {Step}/{Steps} | validation loss {Loss:F4} | ppl {Ppl:F3} | {Tokens:N0} tokens in {Seconds:F1}s",
-                    Step, Options.Steps, eval.MeanNll, eval.Perplexity, eval.Tokens, eval.Seconds);
+                if (eval.Calibration is { } c)
+                    logger?.LogInformation("step {Step}/{Steps} | validation loss {Loss:F4} | ppl {Ppl:F3} | accuracy {Accuracy:P2} | confidence {Confidence:P2} | ECE {Ece:F4} | {Tokens:N0} tokens in {Seconds:F1}s",
+                        Step, Options.Steps, eval.MeanNll, eval.Perplexity, c.Accuracy, c.MeanConfidence, c.Ece, eval.Tokens, eval.Seconds);
+                else
+                    logger?.LogInformation("step {Step}/{Steps} | validation loss {Loss:F4} | ppl {Ppl:F3} | {Tokens:N0} tokens in {Seconds:F1}s",
+                        Step, Options.Steps, eval.MeanNll, eval.Perplexity, eval.Tokens, eval.Seconds);
                 fit.OnEvaluation?.Invoke(Step, eval);
             }
             TrainingSeconds = secondsAtStart + runWatch.Elapsed.TotalSeconds;
-            history[^1] = history[^1] with { ValLoss = valLoss, ElapsedSeconds = TrainingSeconds };
+            history[^1] = history[^1] with
+            {
+                ValLoss = evaluation?.MeanNll,
+                ValAccuracy = evaluation?.Calibration?.Accuracy,
+                ValEce = evaluation?.Calibration?.Ece,
+                ValConfidence = evaluation?.Calibration?.MeanConfidence,
+                ElapsedSeconds = TrainingSeconds,
+            };
 
             if (Step % Options.LogInterval == 0 || last)
             {
@@ -251,6 +304,11 @@ public sealed class GptTrainer : IDisposable
             writer.Write(row.ValLoss.HasValue);
             writer.Write(row.ValLoss ?? 0);
             writer.Write(row.ElapsedSeconds);
+            foreach (var value in (double?[])[row.ValAccuracy, row.ValEce, row.ValConfidence])
+            {
+                writer.Write(value.HasValue);
+                writer.Write(value ?? 0);
+            }
         }
         optimizer.save_state_dict(writer);
     }
@@ -270,10 +328,23 @@ public sealed class GptTrainer : IDisposable
             double train = reader.ReadDouble();
             bool hasVal = reader.ReadBoolean();
             double val = reader.ReadDouble();
-            history.Add(new MetricsRow(step, lr, train, hasVal ? val : null, reader.ReadDouble()));
+            double elapsed = reader.ReadDouble();
+            history.Add(new MetricsRow(step, lr, train, hasVal ? val : null, elapsed)
+            {
+                ValAccuracy = ReadOptional(reader),
+                ValEce = ReadOptional(reader),
+                ValConfidence = ReadOptional(reader),
+            });
         }
         LastEvaluation = null;
         optimizer.load_state_dict(reader);
+    }
+
+    private static double? ReadOptional(BinaryReader reader)
+    {
+        bool has = reader.ReadBoolean();
+        double value = reader.ReadDouble();
+        return has ? value : null;
     }
 
     /// <summary>"1m05s"-style duration for log lines.</summary>

@@ -13,4 +13,13 @@ public sealed record MetricsRow(int Step, double LearningRate, double TrainLoss,
 
     /// <summary>exp(<see cref="ValLoss"/>), when evaluated.</summary>
     public double? ValPerplexity => ValLoss is { } v ? Math.Exp(v) : null;
+
+    /// <summary>Top-1 accuracy on the validation split, when evaluated with calibration.</summary>
+    public double? ValAccuracy { get; init; }
+
+    /// <summary>Expected calibration error on the validation split, when evaluated with calibration.</summary>
+    public double? ValEce { get; init; }
+
+    /// <summary>Mean top-1 probability on the validation split, when evaluated with calibration.</summary>
+    public double? ValConfidence { get; init; }
 }

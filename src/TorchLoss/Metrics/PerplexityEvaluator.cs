@@ -15,7 +15,8 @@ namespace TorchLoss.Metrics;
 /// The first token of the text is never scored (nothing precedes it; prepend a BOS token to score it). With a
 /// stride below the context length every later token is predicted exactly once, with at least
 /// <c>ContextLength − Stride</c> tokens of context (less only near the start). A stride equal to the context
-/// length gives disjoint windows: each window's first token is context only, as in block-wise evaluation.
+/// length gives disjoint windows: each window's first token is context only, as in block-wise evaluation; so when
+/// the text ends one token into a new window, that window is not run and the text's last token goes unscored.
 /// Smaller strides give more context per prediction (a lower, more faithful perplexity) and cost more windows.
 /// </para>
 /// <para>
@@ -59,7 +60,7 @@ public sealed class PerplexityEvaluator
     /// <summary>Windows per model call.</summary>
     public int BatchSize { get; }
 
-    /// <summary>The windows an evaluation of <paramref name="tokenCount"/> tokens runs, in order.</summary>
+    /// <summary>The windows an evaluation of <paramref name="tokenCount"/> tokens runs, in order; each scores at least one token.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokenCount"/> is below 2.</exception>
     public IReadOnlyList<EvaluationWindow> Windows(long tokenCount)
     {
@@ -69,7 +70,10 @@ public sealed class PerplexityEvaluator
         for (long start = 0; ; start += Stride)
         {
             long end = Math.Min(start + ContextLength, tokenCount);
-            windows.Add(new EvaluationWindow(start, (int)(end - start), (int)Math.Max(1, scoredUpTo - start)));
+            var window = new EvaluationWindow(start, (int)(end - start), (int)Math.Max(1, scoredUpTo - start));
+            // Only disjoint windows can end on a window with nothing to score: a single token, its unscored first.
+            if (window.ScoredTokens == 0) return windows;
+            windows.Add(window);
             scoredUpTo = end;
             if (end == tokenCount) return windows;
         }
@@ -81,11 +85,15 @@ public sealed class PerplexityEvaluator
     /// <param name="progress">Receives a report after each batch (which reads the device once per batch).</param>
     /// <param name="utf8Bytes">Optional UTF-8 byte count of the text, to get <see cref="PerplexitySnapshot.BitsPerByte"/>.</param>
     /// <param name="words">Optional whitespace-separated word count of the text, to get <see cref="PerplexitySnapshot.WordPerplexity"/>.</param>
+    /// <param name="onBatch">
+    /// Optional: receives each batch's logits, labels and scored-position mask right after the loss, so other metrics
+    /// (e.g. a <see cref="CalibrationTracker"/>) share the one model pass. The tensors are freed when it returns.
+    /// </param>
     /// <param name="cancellationToken">Checked before each batch.</param>
     /// <returns>The token-weighted totals; <see cref="PerplexitySnapshot.Updates"/> is the number of model calls.</returns>
     /// <exception cref="ArgumentException"><paramref name="tokens"/> is not a 1-D integer tensor of at least 2 tokens, or the model's output has the wrong shape.</exception>
     public PerplexitySnapshot Evaluate(Func<Tensor, Tensor> model, Tensor tokens, IProgress<PerplexityEvaluationProgress>? progress = null,
-        long? utf8Bytes = null, long? words = null, CancellationToken cancellationToken = default)
+        long? utf8Bytes = null, long? words = null, Action<EvaluationBatch>? onBatch = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokens);
@@ -106,7 +114,7 @@ public sealed class PerplexityEvaluator
             cancellationToken.ThrowIfCancellationRequested();
             int count = 1;
             while (count < BatchSize && done + count < windows.Count && windows[done + count].Length == windows[done].Length) count++;
-            ScoreBatch(model, tokens, loss, tracker, windows, done, count);
+            ScoreBatch(model, tokens, loss, tracker, onBatch, windows, done, count);
             done += count;
             progress?.Report(new PerplexityEvaluationProgress(done, windows.Count, tracker.Tokens, tracker.Perplexity));
         }
@@ -114,7 +122,7 @@ public sealed class PerplexityEvaluator
     }
 
     private static void ScoreBatch(Func<Tensor, Tensor> model, Tensor tokens, CausalLMLoss loss, PerplexityTracker tracker,
-        IReadOnlyList<EvaluationWindow> windows, int first, int count)
+        Action<EvaluationBatch>? onBatch, IReadOnlyList<EvaluationWindow> windows, int first, int count)
     {
         using var scope = NewDisposeScope();
         var batch = Enumerable.Range(first, count).Select(i => windows[i]).ToArray();
@@ -125,5 +133,6 @@ public sealed class PerplexityEvaluator
         var logits = model(ids);
         using var result = loss.Compute(logits, ids, scored);
         tracker.Update(result);
+        onBatch?.Invoke(new EvaluationBatch(logits, ids, scored));
     }
 }

@@ -36,6 +36,15 @@ public sealed class TinyLmTests
         Assert.True(root.GetProperty("val_loss").GetDouble() > h, "a model cannot beat the source's entropy rate");
         Assert.Contains("entropy rate H", run.Output);
         Assert.True(new FileInfo(dir.File("loss.png")).Length > 10_000);
+        Assert.True(new FileInfo(dir.File("reliability.png")).Length > 10_000);
+        // Every evaluation reports calibration; the summary holds the last one's.
+        var evalRows = rows.Where(r => r.Val.HasValue).ToList();
+        Assert.All(evalRows, r => Assert.True(r.Accuracy is > 0 and < 1 && r.Ece is >= 0 and < 1 && r.Confidence is > 0 and <= 1, $"step {r.Step}: {r}"));
+        Assert.All(rows.Where(r => !r.Val.HasValue), r => Assert.Null(r.Accuracy));
+        Assert.Equal(evalRows[^1].Accuracy!.Value, root.GetProperty("val_accuracy").GetDouble(), 5);
+        Assert.Equal(evalRows[^1].Ece!.Value, root.GetProperty("val_ece").GetDouble(), 5);
+        Assert.Equal(evalRows[^1].Confidence!.Value, root.GetProperty("val_confidence").GetDouble(), 5);
+        Assert.Contains("validation accuracy", run.Output);
         Assert.StartsWith("the ", File.ReadAllText(dir.File("samples.txt")));
         Assert.True(File.Exists(dir.File("checkpoint.bin")));
         Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp"));
@@ -61,7 +70,7 @@ public sealed class TinyLmTests
         var expected = ReadMetrics(straight.File("metrics.csv"));
         var actual = ReadMetrics(interrupted.File("metrics.csv"));
         Assert.Equal(16, expected.Count);
-        Assert.Equal(expected.Select(r => (r.Step, r.Train, r.Val)), actual.Select(r => (r.Step, r.Train, r.Val)));
+        Assert.Equal(expected, actual);   // losses and the validation calibration restored from the checkpoint
     }
 
     [Fact]
@@ -177,11 +186,16 @@ public sealed class TinyLmTests
         Assert.False(File.Exists(Path.Combine(outDir, "checkpoint.bin.tmp")), "a failed run left a partial checkpoint");
     }
 
-    private sealed record Row(int Step, double Train, double? Val);
+    private sealed record Row(int Step, double Train, double? Val, double? Accuracy, double? Ece, double? Confidence);
 
-    private static List<Row> ReadMetrics(string path) =>
-        File.ReadLines(path).Skip(1).Select(line => line.Split(',')).Select(f => new Row(
-            int.Parse(f[0], CultureInfo.InvariantCulture),
-            double.Parse(f[2], CultureInfo.InvariantCulture),
-            f[4].Length == 0 ? null : double.Parse(f[4], CultureInfo.InvariantCulture))).ToList();
+    private static List<Row> ReadMetrics(string path)
+    {
+        var lines = File.ReadAllLines(path);
+        var column = lines[0].Split(',').Select((name, i) => (name, i)).ToDictionary(c => c.name, c => c.i);
+        double? Optional(string[] f, string name) => f[column[name]].Length == 0 ? null : double.Parse(f[column[name]], CultureInfo.InvariantCulture);
+        return lines.Skip(1).Select(line => line.Split(',')).Select(f => new Row(
+            int.Parse(f[column["step"]], CultureInfo.InvariantCulture),
+            double.Parse(f[column["train_loss"]], CultureInfo.InvariantCulture),
+            Optional(f, "val_loss"), Optional(f, "val_accuracy"), Optional(f, "val_ece"), Optional(f, "val_confidence"))).ToList();
+    }
 }

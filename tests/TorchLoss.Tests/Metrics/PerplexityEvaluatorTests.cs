@@ -91,28 +91,53 @@ public class PerplexityEvaluatorTests
         Assert.False(model.SawGradEnabled);
     }
 
-    [Theory]
-    [InlineData(37, 1)]
-    [InlineData(37, 3)]
-    [InlineData(37, 7)]
-    [InlineData(40, 8)]
-    [InlineData(5, 2)]
-    public void WindowsScoreEveryTokenOnceWithTheOverlapAsContext(int length, int stride)
+    /// <summary>Every (length, context, stride) of a grid that starts at the smallest values.</summary>
+    public static IEnumerable<(int Length, int Context, int Stride)> Grid() =>
+        from context in new[] { 2, 3, 4, 5, 8 }
+        from stride in Enumerable.Range(1, context)
+        from length in Enumerable.Range(2, 3 * context + 2)
+        select (length, context, stride);
+
+    [Fact]
+    public void WindowsScoreEveryTokenOnceWithTheOverlapAsContext()
     {
-        var evaluator = new PerplexityEvaluator(Context, stride);
-        var windows = evaluator.Windows(length);
-        var timesScored = new int[length];
-        foreach (var w in windows)
+        foreach (var (length, context, stride) in Grid())
         {
-            Assert.InRange(w.Length, 2, Context);
-            Assert.InRange(w.FirstScored, 1, w.Length - 1);
-            for (int j = w.FirstScored; j < w.Length; j++) timesScored[w.Start + j]++;
-            if (w.Start > 0 && stride < Context) Assert.True(w.FirstScored >= Context - stride, $"window at {w.Start} has only {w.FirstScored} context tokens");
+            string at = $"length {length}, context {context}, stride {stride}";
+            var windows = new PerplexityEvaluator(context, stride).Windows(length);
+            var timesScored = new int[length];
+            foreach (var w in windows)
+            {
+                Assert.True(w.Length >= 2 && w.Length <= context, at);
+                Assert.True(w.FirstScored >= 1 && w.FirstScored < w.Length, $"{at}: window at {w.Start} scores nothing");
+                for (int j = w.FirstScored; j < w.Length; j++) timesScored[w.Start + j]++;
+                if (w.Start > 0 && stride < context) Assert.True(w.FirstScored >= context - stride, $"{at}: window at {w.Start} has only {w.FirstScored} context tokens");
+            }
+            // Disjoint windows skip a last window that would hold only its own unscored first token.
+            bool lastTokenAlone = stride == context && length % context == 1;
+            Assert.Equal(lastTokenAlone ? length - 1 : length, windows[^1].Start + windows[^1].Length);
+            Assert.Equal(0, timesScored[0]);
+            for (int t = 1; t < length; t++)
+                Assert.True((stride < context || t % context != 0 ? 1 : 0) == timesScored[t], $"{at}: token {t} scored {timesScored[t]} times");
         }
-        Assert.Equal(length, windows[^1].Start + windows[^1].Length);
-        Assert.Equal(0, timesScored[0]);
-        for (int t = 1; t < length; t++)
-            Assert.Equal(stride < Context || t % Context != 0 ? 1 : 0, timesScored[t]);
+    }
+
+    [Fact]
+    public void EvaluatesEveryLengthContextAndStride()
+    {
+        var table = Table(11);
+        using var model = new BigramModel(table);
+        foreach (var (length, context, stride) in Grid())
+        {
+            string at = $"length {length}, context {context}, stride {stride}";
+            long[] text = Text(length, length * 31 + context);
+            using var ids = tensor(text);
+            var result = new PerplexityEvaluator(context, stride, batchSize: 2).Evaluate(model.forward, ids);
+            Func<int, bool> predicted = stride < context ? _ => true : t => t % context != 0;
+            int expected = Enumerable.Range(1, length - 1).Count(predicted);
+            Assert.True(expected == result.Tokens, $"{at}: {result.Tokens} tokens scored, {expected} expected");
+            Assert.True(Math.Abs(ClosedForm(table, text, predicted) - result.Perplexity) < 1e-9, at);
+        }
     }
 
     [Fact]

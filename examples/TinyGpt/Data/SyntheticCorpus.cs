@@ -1,4 +1,4 @@
-namespace TinyLM;
+namespace TinyGpt;
 
 /// <summary>
 /// The default corpus: text sampled from a third-order character Markov chain built from a short nursery-style seed,
@@ -25,5 +25,5 @@ public static class SyntheticCorpus
     public static MarkovTextSource Source { get; } = new(SeedText, Order);
 
     /// <summary><paramref name="length"/> characters of the source, fixed by <paramref name="seed"/>.</summary>
-    public static string Generate(ulong seed, int length = DefaultLength) => Source.Generate(length, new TinyGpt.SplitMix64(seed));
+    public static string Generate(ulong seed, int length = DefaultLength) => Source.Generate(length, new SplitMix64(seed));
 }

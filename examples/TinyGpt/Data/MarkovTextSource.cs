@@ -1,7 +1,6 @@
 using System.Text;
-using TinyGpt;
 
-namespace TinyLM;
+namespace TinyGpt;
 
 /// <summary>
 /// A character-level Markov chain of order k whose transition probabilities are the k-gram counts of a seed text
@@ -122,6 +121,30 @@ public sealed class MarkovTextSource
             sum += Math.Log(row.Probabilities[i]);
         }
         return sum;
+    }
+
+    /// <summary>
+    /// The source's exact distribution of the character that follows <paramref name="context"/> (the k characters
+    /// before it), as probabilities over <paramref name="alphabet"/>; characters it never emits there get 0.
+    /// </summary>
+    /// <exception cref="ArgumentException">The context is not k characters long or never occurs in the source.</exception>
+    public double[] NextDistribution(string context, IReadOnlyList<char> alphabet)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(alphabet);
+        if (context.Length != Order || !transitions.TryGetValue(context, out var row))
+            throw new ArgumentException($"'{context}' is not a context of this order-{Order} source.", nameof(context));
+        var distribution = new double[alphabet.Count];
+        for (int i = 0; i < row.Next.Length; i++)
+        {
+            int index = -1;
+            for (int a = 0; a < alphabet.Count && index < 0; a++)
+                if (alphabet[a] == row.Next[i]) index = a;
+            if (index < 0)
+                throw new ArgumentException($"The alphabet lacks '{row.Next[i]}', which the source emits after '{context}'.", nameof(alphabet));
+            distribution[index] = row.Probabilities[i];
+        }
+        return distribution;
     }
 
     private double ContextProbability(string context) => (double)CircularCount(context) / seed.Length;

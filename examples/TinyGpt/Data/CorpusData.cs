@@ -1,7 +1,7 @@
 using Microsoft.ML.Tokenizers;
 using TorchLoss.Sft;
 
-namespace TinyLM;
+namespace TinyGpt;
 
 /// <summary>A tokenized corpus split into training and validation tokens.</summary>
 /// <param name="Description">What the corpus is, for logs and the summary.</param>
@@ -14,49 +14,52 @@ namespace TinyLM;
 /// <param name="DefaultPrompt">A prompt that makes sense for this corpus.</param>
 public sealed record CorpusData(string Description, Tokenizer Tokenizer, int VocabularySize, string TokenizerName, int[] Train, int[] Validation, MarkovTextSource? Source, string DefaultPrompt)
 {
-    /// <summary>Loads the corpus the options name, tokenizes it and splits it 90/10.</summary>
+    /// <summary>Loads a corpus, tokenizes it and splits it 90/10.</summary>
+    /// <param name="corpus">A text file, or null for the embedded synthetic corpus.</param>
+    /// <param name="tokenizer">"char" (one token per character) or "gpt2" (GPT-2 BPE).</param>
+    /// <param name="context">The model's context: the training split must hold one window of it.</param>
+    /// <param name="seed">Seed of the embedded corpus's text.</param>
     /// <exception cref="CorpusException">The file is missing, empty, or too short for one context window in each split.</exception>
-    public static CorpusData Load(TinyLmOptions options)
+    public static CorpusData Load(string? corpus, string tokenizer, int context, ulong seed)
     {
-        ArgumentNullException.ThrowIfNull(options);
         string text, description;
         MarkovTextSource? source = null;
-        if (options.Corpus is null)
+        if (corpus is null)
         {
             source = SyntheticCorpus.Source;
-            text = SyntheticCorpus.Generate((ulong)options.Seed);
+            text = SyntheticCorpus.Generate(seed);
             description = $"embedded synthetic corpus: {text.Length:N0} characters from an order-{source.Order} character Markov chain ({source.ContextCount} contexts)";
         }
         else
         {
-            if (!File.Exists(options.Corpus))
-                throw new CorpusException($"Corpus file '{options.Corpus}' does not exist.");
+            if (!File.Exists(corpus))
+                throw new CorpusException($"Corpus file '{corpus}' does not exist.");
             try
             {
-                text = File.ReadAllText(options.Corpus);
+                text = File.ReadAllText(corpus);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                throw new CorpusException($"Corpus file '{options.Corpus}' cannot be read: {e.Message}");
+                throw new CorpusException($"Corpus file '{corpus}' cannot be read: {e.Message}");
             }
             if (text.Length == 0)
-                throw new CorpusException($"Corpus file '{options.Corpus}' is empty.");
-            description = $"{Path.GetFileName(options.Corpus)}: {text.Length:N0} characters";
+                throw new CorpusException($"Corpus file '{corpus}' is empty.");
+            description = $"{Path.GetFileName(corpus)}: {text.Length:N0} characters";
         }
 
-        var (tokenizer, vocabularySize, tokenizerName) = options.Tokenizer == "gpt2" ? Gpt2() : Characters(text);
-        int[] ids = [.. tokenizer.EncodeToIds(text)];
+        var (encoder, vocabularySize, tokenizerName) = tokenizer == "gpt2" ? Gpt2() : Characters(text);
+        int[] ids = [.. encoder.EncodeToIds(text)];
         int split = (int)(ids.Length * 0.9);
         var train = ids[..split];
         var validation = ids[split..];
-        if (train.Length < options.Context || validation.Length < 2)
+        if (train.Length < context || validation.Length < 2)
         {
             throw new CorpusException(
-                $"The corpus is too short: {ids.Length:N0} tokens give {train.Length:N0} training tokens (at least one context window of {options.Context} needed) " +
+                $"The corpus is too short: {ids.Length:N0} tokens give {train.Length:N0} training tokens (at least one context window of {context} needed) " +
                 $"and {validation.Length:N0} validation tokens (at least 2 needed). Use a longer text or a smaller --context.");
         }
         string prompt = source is not null ? "the " : text.Contains('\n') ? "\n" : text[..1];
-        return new CorpusData(description, tokenizer, vocabularySize, tokenizerName, train, validation, source, prompt);
+        return new CorpusData(description, encoder, vocabularySize, tokenizerName, train, validation, source, prompt);
     }
 
     /// <summary>One token per character of <paramref name="text"/>, ids in code point order (as nanoGPT's shakespeare_char).</summary>

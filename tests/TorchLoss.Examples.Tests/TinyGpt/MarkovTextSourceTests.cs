@@ -1,7 +1,6 @@
 using TinyGpt;
-using TinyLM;
 
-namespace TorchLoss.Examples.Tests.TinyLM;
+namespace TorchLoss.Examples.Tests.TinyGpt;
 
 /// <summary>The embedded corpus's source: its closed-form entropy rate against a Monte-Carlo estimate.</summary>
 public sealed class MarkovTextSourceTests
@@ -25,6 +24,16 @@ public sealed class MarkovTextSourceTests
         Assert.Equal(0, new MarkovTextSource("ab", 1).EntropyRate, 12);
         // "aab" as a circle: after a comes a or b (½ each, from the 2 a's), after b always a; π(a) = 2/3.
         Assert.Equal(2.0 / 3 * Math.Log(2), new MarkovTextSource("aab", 1).EntropyRate, 12);
+    }
+
+    [Fact]
+    public void Next_distribution_is_the_exact_transition_row()
+    {
+        var source = new MarkovTextSource("aab", 1);
+        Assert.Equal(new[] { 0.5, 0.5, 0.0 }, source.NextDistribution("a", ['a', 'b', 'c']));
+        Assert.Equal(new[] { 0.0, 1.0 }, source.NextDistribution("b", ['b', 'a']));
+        Assert.Contains("not a context", Assert.Throws<ArgumentException>(() => source.NextDistribution("c", ['a', 'b'])).Message);
+        Assert.Contains("lacks 'b'", Assert.Throws<ArgumentException>(() => source.NextDistribution("a", ['a'])).Message);
     }
 
     [Fact]

@@ -1,0 +1,25 @@
+namespace TorchLoss.Metrics;
+
+/// <summary>Options of a <see cref="CalibrationTracker"/>, fixed when it is constructed.</summary>
+public sealed record CalibrationOptions
+{
+    /// <summary>Number of equal-width confidence bins over [0, 1] for ECE, MCE and reliability diagrams (15, as torchmetrics).</summary>
+    public int Bins { get; init; } = 15;
+
+    /// <summary>k of the top-k accuracy: a token counts as correct when it is among the k most probable classes.</summary>
+    public int TopK { get; init; } = 5;
+
+    /// <summary>Target value that is not counted, as in <see cref="CrossEntropyOptions.IgnoreIndex"/> (PyTorch's default, -100).</summary>
+    public long IgnoreIndex { get; init; } = -100;
+
+    /// <summary>The defaults: 15 bins, top-5, ignore index -100.</summary>
+    public static CalibrationOptions Default { get; } = new();
+
+    internal void Validate()
+    {
+        if (Bins < 1)
+            throw new ArgumentException($"Bins must be at least 1, got {Bins}.", nameof(Bins));
+        if (TopK < 1)
+            throw new ArgumentException($"TopK must be at least 1, got {TopK}.", nameof(TopK));
+    }
+}

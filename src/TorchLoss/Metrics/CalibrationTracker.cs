@@ -1,0 +1,318 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchLoss.Metrics;
+
+/// <summary>
+/// How well a model's confidence matches how often it is right, over many batches: top-1 and top-k accuracy,
+/// mean confidence (top-1 probability), mean predictive entropy, the Brier score, and the expected and maximum
+/// calibration errors (ECE, MCE) over equal-width confidence bins, with the bins themselves for a reliability
+/// diagram. It counts exactly the tokens the losses count: targets equal to the ignore index and positions where
+/// the loss mask is false are left out.
+/// </summary>
+/// <remarks>
+/// <para>
+/// <b>Binning as torchmetrics.</b> ECE is the L1 form of Guo et al. (2017), the definition of torchmetrics'
+/// multiclass <c>CalibrationError(norm="l1")</c>: Σ_b (n_b / N) |accuracy_b − confidence_b|. Bin b covers confidences
+/// in (b/M, (b+1)/M], so a confidence exactly on an edge belongs to the lower bin (torch.bucketize with
+/// <c>right=False</c> against float32 edges <c>linspace(0, 1, M+1)</c>, as torchmetrics does); a confidence of 0
+/// joins the first bin. The Brier score is Σ_c (p_c − 1[c = target])² = Σ_c p_c² − 2 p_target + 1, computed without
+/// a one-hot tensor.
+/// </para>
+/// <para>
+/// <b>No host synchronisation per update.</b> Totals are float64 / int64 tensors on the device of the first update,
+/// added to in place (bins with <c>index_add_</c>); values reach the host only when <see cref="Snapshot"/> is read,
+/// and are cached until the next change. Probabilities are computed in float32 (float64 for float64 logits).
+/// </para>
+/// <para>
+/// <b>Non-finite rows.</b> A counted token whose logits hold NaN or ±∞ is left out of every total and counted in
+/// <see cref="CalibrationSnapshot.SkippedRows"/>.
+/// </para>
+/// <para>Not thread-safe. Dispose it: it owns tensors, which are kept out of any <see cref="DisposeScope"/>.</para>
+/// </remarks>
+/// <example>
+/// <code>
+/// using var calibration = new CalibrationTracker(new CalibrationOptions { Bins = 15, TopK = 5 });
+/// calibration.UpdateCausal(model.forward(ids), ids, mask);   // same inputs as CausalLMLoss.Compute
+/// var s = calibration.Snapshot();
+/// Console.WriteLine($"accuracy {s.Accuracy:P1}, confidence {s.MeanConfidence:P1}, ECE {s.Ece:F4}");
+/// </code>
+/// </example>
+public sealed class CalibrationTracker : IDisposable
+{
+    // Columns of the float64 sums and int64 counts.
+    private const int ConfidenceColumn = 0;
+    private const int EntropyColumn = 1;
+    private const int BrierColumn = 2;
+    private const int TokensColumn = 0;
+    private const int Top1Column = 1;
+    private const int TopKColumn = 2;
+    private const int SkippedColumn = 3;
+
+    private readonly CrossEntropyOptions _targetRange;
+    private Device _device = CPU;
+    private bool _pinned;
+    private Tensor _sums;          // float64 [3]: Σ confidence, Σ entropy, Σ Brier
+    private Tensor _counts;        // int64 [4]: tokens, top-1 correct, top-k correct, skipped rows
+    private Tensor _binCounts;     // int64 [M]
+    private Tensor _binConfidence; // float64 [M]
+    private Tensor _binCorrect;    // int64 [M]
+    private Tensor _edges;         // float32 [M + 1]: linspace(0, 1, M + 1)
+    private long _updates;
+    private CalibrationSnapshot? _cached;
+    private bool _disposed;
+
+    /// <summary>Creates a tracker; its state starts on the CPU and moves to the device of the first update.</summary>
+    /// <param name="options">Bins, k and ignore index; <see cref="CalibrationOptions.Default"/> when null.</param>
+    /// <exception cref="ArgumentException">An option is out of range.</exception>
+    public CalibrationTracker(CalibrationOptions? options = null)
+    {
+        Options = options ?? CalibrationOptions.Default;
+        Options.Validate();
+        TorchBackend.EnsureLoaded();
+        _targetRange = new CrossEntropyOptions { IgnoreIndex = Options.IgnoreIndex };
+        _sums = Keep(zeros(3, ScalarType.Float64));
+        _counts = Keep(zeros(4, ScalarType.Int64));
+        _binCounts = Keep(zeros(Options.Bins, ScalarType.Int64));
+        _binConfidence = Keep(zeros(Options.Bins, ScalarType.Float64));
+        _binCorrect = Keep(zeros(Options.Bins, ScalarType.Int64));
+        _edges = Keep(linspace(0, 1, Options.Bins + 1, ScalarType.Float32));
+    }
+
+    /// <summary>The options this tracker was built with.</summary>
+    public CalibrationOptions Options { get; }
+
+    /// <summary>Number of updates folded in (host-side; reading it never synchronises).</summary>
+    public long Updates
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _updates;
+        }
+    }
+
+    /// <summary>
+    /// Folds in predictions aligned with their targets, as <see cref="TokenCrossEntropy"/> takes them.
+    /// Runs on the logits' device without reading values back; the inputs stay owned by the caller.
+    /// </summary>
+    /// <param name="logits">Scores [..., V], classes last, of a floating-point dtype.</param>
+    /// <param name="targets">Class indices [...] of an integer dtype; <see cref="CalibrationOptions.IgnoreIndex"/> marks uncounted positions.</param>
+    /// <param name="lossMask">Optional bool [...]: true = counted. Combined with the ignore index.</param>
+    /// <exception cref="ArgumentException">Shapes, dtypes, devices or target values are invalid.</exception>
+    public void Update(Tensor logits, Tensor targets, Tensor? lossMask = null)
+    {
+        CrossEntropyInput.CheckLogits(logits, nameof(logits));
+        ArgumentNullException.ThrowIfNull(targets);
+        ThrowIfDisposed();
+        using var scope = NewDisposeScope();
+        var targets64 = CrossEntropyInput.CheckTarget(logits, targets, nameof(logits), nameof(targets));
+        CrossEntropyInput.CheckMask(lossMask, targets, nameof(lossMask), nameof(targets));
+        CrossEntropyInput.CheckTargetRange(targets64, logits.shape[^1], _targetRange, nameof(targets));
+        Fold(logits, targets64, lossMask);
+    }
+
+    /// <summary>
+    /// Folds in a causal language model's predictions with unshifted labels, as <see cref="CausalLMLoss"/> takes them:
+    /// <c>logits[:, t]</c> is scored against <c>labels[:, t+1]</c>, where <paramref name="lossMask"/> (aligned with the
+    /// labels) is true. Counts exactly the tokens <see cref="CausalLMLoss.CountTokens"/> counts.
+    /// </summary>
+    /// <param name="logits">Model output [B, T, V]; position t predicts token t+1.</param>
+    /// <param name="labels">The token sequence [B, T], unshifted; ignored positions hold <see cref="CalibrationOptions.IgnoreIndex"/>.</param>
+    /// <param name="lossMask">Optional bool [B, T] aligned with <paramref name="labels"/>: true = this token is counted.</param>
+    /// <exception cref="ArgumentException">Shapes, dtypes, devices or label values are invalid.</exception>
+    public void UpdateCausal(Tensor logits, Tensor labels, Tensor? lossMask = null)
+    {
+        CrossEntropyInput.CheckLogits(logits, nameof(logits));
+        ArgumentNullException.ThrowIfNull(labels);
+        if (logits.dim() != 3)
+            throw new ArgumentException($"logits must be [B, T, V], got shape {CrossEntropyInput.Shape(logits)}.", nameof(logits));
+        ThrowIfDisposed();
+        using var scope = NewDisposeScope();
+        var labels64 = CrossEntropyInput.CheckTarget(logits, labels, nameof(logits), nameof(labels));
+        CrossEntropyInput.CheckMask(lossMask, labels, nameof(lossMask), nameof(labels));
+        CrossEntropyInput.CheckTargetRange(labels64, logits.shape[^1], _targetRange, nameof(labels));
+        // Views, not copies: the largest tensor is only read through its first T − 1 positions.
+        Fold(logits[.., ..^1, ..], labels64[.., 1..], lossMask?[.., 1..]);
+    }
+
+    /// <summary>
+    /// Adds another tracker's totals to this one (data-parallel workers, evaluation shards): computing after merging
+    /// equals computing over the union of their updates. <paramref name="other"/> is unchanged; it may live on another device.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="other"/> is this tracker, or has other bins or another k.</exception>
+    public void Merge(CalibrationTracker other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (ReferenceEquals(other, this))
+            throw new ArgumentException("A tracker cannot be merged into itself; that would count every update twice.", nameof(other));
+        if (other.Options.Bins != Options.Bins || other.Options.TopK != Options.TopK)
+            throw new ArgumentException(
+                $"Only trackers with the same bins and k can be merged: this one has {Options.Bins} bins and top-{Options.TopK}, the other {other.Options.Bins} bins and top-{other.Options.TopK}.",
+                nameof(other));
+        ThrowIfDisposed();
+        other.ThrowIfDisposed();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        if (other._pinned) PinTo(other._device);
+        _sums.add_(other._sums.to(_device));
+        _counts.add_(other._counts.to(_device));
+        _binCounts.add_(other._binCounts.to(_device));
+        _binConfidence.add_(other._binConfidence.to(_device));
+        _binCorrect.add_(other._binCorrect.to(_device));
+        _updates += other._updates;
+        _cached = null;
+    }
+
+    /// <summary>Clears all totals; the device stays.</summary>
+    public void Reset()
+    {
+        ThrowIfDisposed();
+        using var scope = NewDisposeScope();   // in-place ops hand back new handles; let the scope free them
+        _sums.zero_();
+        _counts.zero_();
+        _binCounts.zero_();
+        _binConfidence.zero_();
+        _binCorrect.zero_();
+        _updates = 0;
+        _cached = null;
+    }
+
+    /// <summary>The totals as a serialisable value, with every metric derived from them. Reads the device (cached until the next change).</summary>
+    public CalibrationSnapshot Snapshot()
+    {
+        ThrowIfDisposed();
+        if (_cached is null)
+        {
+            using var scope = NewDisposeScope();
+            double[] sums = _sums.cpu().data<double>().ToArray();
+            long[] counts = _counts.cpu().data<long>().ToArray();
+            _cached = new CalibrationSnapshot(Options.Bins, Options.TopK, _updates, counts[TokensColumn], counts[Top1Column], counts[TopKColumn],
+                sums[ConfidenceColumn], sums[EntropyColumn], sums[BrierColumn], counts[SkippedColumn],
+                _binCounts.cpu().data<long>().ToArray(), _binConfidence.cpu().data<double>().ToArray(), _binCorrect.cpu().data<long>().ToArray());
+        }
+        return _cached;
+    }
+
+    /// <summary>Replaces the totals with <paramref name="snapshot"/>'s, e.g. when resuming from a checkpoint.</summary>
+    /// <exception cref="ArgumentException">The snapshot was taken with other bins or another k, or its totals are impossible.</exception>
+    public void Restore(CalibrationSnapshot snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        if (snapshot.Bins != Options.Bins || snapshot.TopK != Options.TopK)
+            throw new ArgumentException(
+                $"The snapshot has {snapshot.Bins} bins and top-{snapshot.TopK}; this tracker has {Options.Bins} bins and top-{Options.TopK}.", nameof(snapshot));
+        if (!IsValid(snapshot))
+            throw new ArgumentException($"The snapshot is not a valid set of totals: {Describe(snapshot)}.", nameof(snapshot));
+        ThrowIfDisposed();
+        using var scope = NewDisposeScope();
+        _sums.copy_(tensor(new[] { snapshot.ConfidenceSum, snapshot.EntropySum, snapshot.BrierSum }));
+        _counts.copy_(tensor(new[] { snapshot.Tokens, snapshot.Top1Correct, snapshot.TopKCorrect, snapshot.SkippedRows }));
+        _binCounts.copy_(tensor(snapshot.BinCounts));
+        _binConfidence.copy_(tensor(snapshot.BinConfidenceSums));
+        _binCorrect.copy_(tensor(snapshot.BinCorrect));
+        _updates = snapshot.Updates;
+        _cached = null;
+    }
+
+    /// <summary>Frees the tensors.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _sums.Dispose();
+        _counts.Dispose();
+        _binCounts.Dispose();
+        _binConfidence.Dispose();
+        _binCorrect.Dispose();
+        _edges.Dispose();
+    }
+
+    /// <summary>Per-token statistics of aligned logits [..., V] and int64 targets [...], folded into the totals.</summary>
+    private void Fold(Tensor logits, Tensor targets, Tensor? lossMask)
+    {
+        using var noGrad = no_grad();
+        PinTo(logits.device);
+        long classes = logits.shape[^1];
+        var rows = (logits.dtype == ScalarType.Float64 ? logits : logits.to(ScalarType.Float32)).reshape(-1, classes);
+        var target = targets.reshape(-1);
+        var counted = target.ne(Options.IgnoreIndex);
+        if (lossMask is not null) counted = counted.logical_and(lossMask.reshape(-1));
+        var finite = rows.isfinite().all(1);
+        var skipped = counted.logical_and(finite.logical_not());
+        counted = counted.logical_and(finite);
+        var left = counted.logical_not();
+        var safeTarget = target.masked_fill(left, 0);
+
+        var logp = rows.log_softmax(1);
+        var p = logp.exp();
+        var (confidence, prediction) = p.max(1);
+        var top1 = prediction.eq(safeTarget).logical_and(counted);
+        var topIndices = p.topk((int)Math.Min(Options.TopK, classes), dim: 1).indexes;
+        var topK = topIndices.eq(safeTarget.unsqueeze(1)).any(1).logical_and(counted);
+        var entropy = (p * logp).sum(1).neg();
+        var brier = p.square().sum(1) - 2 * p.gather(1, safeTarget.unsqueeze(1)).squeeze(1) + 1;
+
+        // Rows that are not counted may hold NaN: masked_fill replaces them (multiplying by 0 would keep NaN).
+        Tensor Counted(Tensor perRow) => perRow.to(ScalarType.Float64).masked_fill(left, 0.0);
+        var confidence64 = Counted(confidence);
+        var sums = stack([confidence64.sum(), Counted(entropy).sum(), Counted(brier).sum()]).to(_device);
+        var counts = stack([counted.sum(), top1.sum(), topK.sum(), skipped.sum()]).to(ScalarType.Int64, _device);
+
+        var bin = bucketize(confidence.to(ScalarType.Float32).masked_fill(left, 0f), _edges.to(confidence.device)).sub(1).clamp(0, Options.Bins - 1).to(_device);
+        _binCounts.index_add_(0, bin, counted.to(ScalarType.Int64, _device), 1);
+        _binConfidence.index_add_(0, bin, confidence64.to(_device), 1.0);
+        _binCorrect.index_add_(0, bin, top1.to(ScalarType.Int64, _device), 1);
+        _sums.add_(sums);
+        _counts.add_(counts);
+        _updates++;
+        _cached = null;
+    }
+
+    private static bool IsValid(CalibrationSnapshot s)
+    {
+        bool countsOk = s.Updates >= 0 && s.Tokens >= 0 && s.SkippedRows >= 0
+            && s.Top1Correct >= 0 && s.Top1Correct <= s.Tokens && s.TopKCorrect >= 0 && s.TopKCorrect <= s.Tokens
+            && (s.Updates > 0 || (s.Tokens == 0 && s.SkippedRows == 0));
+        bool sumsOk = new[] { s.ConfidenceSum, s.EntropySum, s.BrierSum }.All(v => double.IsFinite(v) && v >= 0)
+            && s.ConfidenceSum <= s.Tokens && s.BrierSum <= 2.0 * s.Tokens;
+        if (!countsOk || !sumsOk || s.BinCounts is null || s.BinConfidenceSums is null || s.BinCorrect is null) return false;
+        if (s.BinCounts.Length != s.Bins || s.BinConfidenceSums.Length != s.Bins || s.BinCorrect.Length != s.Bins) return false;
+        for (int b = 0; b < s.Bins; b++)
+        {
+            if (s.BinCounts[b] < 0 || s.BinCorrect[b] < 0 || s.BinCorrect[b] > s.BinCounts[b]
+                || !double.IsFinite(s.BinConfidenceSums[b]) || s.BinConfidenceSums[b] < 0 || s.BinConfidenceSums[b] > s.BinCounts[b])
+                return false;
+        }
+        return s.BinCounts.Sum() == s.Tokens && s.BinCorrect.Sum() == s.Top1Correct;
+    }
+
+    private static string Describe(CalibrationSnapshot s) =>
+        $"{s.Updates} updates, {s.Tokens} tokens, {s.Top1Correct} top-1 and {s.TopKCorrect} top-k correct, sums {s.ConfidenceSum}/{s.EntropySum}/{s.BrierSum}, " +
+        $"{s.SkippedRows} skipped, bin counts [{string.Join(", ", s.BinCounts ?? [])}], bin correct [{string.Join(", ", s.BinCorrect ?? [])}]";
+
+    private static Tensor Keep(Tensor t) => t.DetachFromDisposeScope();
+
+    /// <summary>Moves the state to <paramref name="device"/> at the first update; later updates are copied to the state's device.</summary>
+    private void PinTo(Device device)
+    {
+        if (_pinned) return;
+        _pinned = true;
+        if (device.type == _device.type && device.index == _device.index) return;
+        _sums = MoveTo(_sums, device);
+        _counts = MoveTo(_counts, device);
+        _binCounts = MoveTo(_binCounts, device);
+        _binConfidence = MoveTo(_binConfidence, device);
+        _binCorrect = MoveTo(_binCorrect, device);
+        _device = device;
+    }
+
+    private static Tensor MoveTo(Tensor t, Device device)
+    {
+        var moved = Keep(t.to(device));
+        t.Dispose();
+        return moved;
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+}
