@@ -2,6 +2,7 @@ using System.Globalization;
 using Microsoft.Extensions.Logging;
 using TinyGpt;
 using TorchLoss;
+using TorchLoss.Sft;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -24,6 +25,9 @@ public static class TinyLmApp
             TorchBackend.EnsureLoaded();
             if (options.Threads > 0)
                 set_num_threads(options.Threads);
+            using var init = OpenInitialWeights(options);
+            if (init is not null)
+                options = options with { Layers = init.Config.Layers, Heads = init.Config.Heads, Dim = init.Config.Dim, Context = init.Config.BlockSize };
             var data = CorpusData.Load(options);
             string outDir = Path.GetFullPath(options.Out);
             string checkpoint = Path.Combine(outDir, CheckpointFile);
@@ -35,6 +39,8 @@ public static class TinyLmApp
                 throw new CorpusException("--compare-builtin compares the plain head's logits with nn.CrossEntropyLoss; drop --fused-head.");
             if (options.CompareBuiltin && options.Resume)
                 throw new CorpusException("--compare-builtin always trains both copies from scratch; it cannot be combined with --resume.");
+            if (options.CompareBuiltin && options.Export is not null)
+                throw new CorpusException("--compare-builtin trains two copies; --export exports the model of an ordinary run. Drop one of them.");
 
             var config = new GptConfig(data.VocabularySize, options.Context, options.Layers, options.Heads, options.Dim, options.Dropout);
             var trainerOptions = new TrainerOptions
@@ -65,6 +71,12 @@ public static class TinyLmApp
 
             manual_seed(options.Seed);
             using var model = new Gpt(config);
+            if (init is not null)
+            {
+                CheckVocabulary(init, data);
+                GptWeights.Load(model, init.State);
+                log.LogInformation("initialised from {Path}; shape from {Source}", init.Path, init.ConfigInferred ? "the weights and --heads" : NanoGptConfig.FileName);
+            }
             log.LogInformation("model: {Layers} layers, {Heads} heads, {Dim} dims, context {Context}, vocabulary {Vocab}: {Params:N0} parameters; {Threads} torch threads",
                 config.Layers, config.Heads, config.Dim, config.ContextLength, config.VocabSize, model.ParameterCount, get_num_threads());
 
@@ -123,6 +135,11 @@ public static class TinyLmApp
             string path = summary.WriteTo(outDir);
             output.WriteLine($"{path}:");
             output.WriteLine(summary.ToJson());
+            if (options.Export is { } export)
+            {
+                GptExport.Write(model, export, data.Tokenizer is CharTokenizer chars ? CharVocabulary.From(chars) : null);
+                output.WriteLine($"exported for PyTorch: {Path.GetFullPath(export)}");
+            }
             return 0;
         }
         catch (Exception e) when (e is CorpusException or ArgumentException or InvalidDataException)
@@ -130,6 +147,35 @@ public static class TinyLmApp
             error.WriteLine($"error: {e.Message}");
             return 2;
         }
+    }
+
+    /// <summary>The weights --init-from names, or null without it.</summary>
+    private static ImportedWeights? OpenInitialWeights(TinyLmOptions options)
+    {
+        if (options.InitFrom is not { } path)
+            return null;
+        if (!File.Exists(path))
+            throw new CorpusException($"--init-from: there is no file '{path}'.");
+        var init = ImportedWeights.Open(path, options.Heads);
+        try
+        {
+            init.Config.ToGptConfig();
+            return init;
+        }
+        catch (ArgumentException e)
+        {
+            init.Dispose();
+            throw new CorpusException($"--init-from: the shape of '{path}' is not a valid model: {e.Message}");
+        }
+    }
+
+    /// <summary>Refuses weights whose token ids mean something else than the corpus's.</summary>
+    private static void CheckVocabulary(ImportedWeights init, CorpusData data)
+    {
+        if (init.Config.VocabSize != data.VocabularySize)
+            throw new CorpusException($"--init-from: the weights have a vocabulary of {init.Config.VocabSize} tokens, the corpus's {data.TokenizerName} tokenizer {data.VocabularySize}.");
+        if (init.Vocabulary is { } stored && data.Tokenizer is CharTokenizer chars && stored.FirstDifference(CharVocabulary.From(chars)) is { } difference)
+            throw new CorpusException($"--init-from: the {CharVocabulary.FileName} beside the weights is not the corpus's vocabulary: {difference}.");
     }
 
     /// <summary>The run's summary.json contents.</summary>
