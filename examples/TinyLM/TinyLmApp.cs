@@ -75,7 +75,7 @@ public static class TinyLmApp
             {
                 CheckVocabulary(init, data);
                 GptWeights.Load(model, init.State);
-                log.LogInformation("initialised from {Path}; shape from {Source}", init.Path, init.ConfigInferred ? "the weights and --heads" : NanoGptConfig.FileName);
+                log.LogInformation("initialised from {Path}; shape from {Source}", init.Path, init.ConfigSource);
             }
             log.LogInformation("model: {Layers} layers, {Heads} heads, {Dim} dims, context {Context}, vocabulary {Vocab}: {Params:N0} parameters; {Threads} torch threads",
                 config.Layers, config.Heads, config.Dim, config.ContextLength, config.VocabSize, model.ParameterCount, get_num_threads());
@@ -173,9 +173,13 @@ public static class TinyLmApp
     private static void CheckVocabulary(ImportedWeights init, CorpusData data)
     {
         if (init.Config.VocabSize != data.VocabularySize)
-            throw new CorpusException($"--init-from: the weights have a vocabulary of {init.Config.VocabSize} tokens, the corpus's {data.TokenizerName} tokenizer {data.VocabularySize}.");
-        if (init.Vocabulary is { } stored && data.Tokenizer is CharTokenizer chars && stored.FirstDifference(CharVocabulary.From(chars)) is { } difference)
-            throw new CorpusException($"--init-from: the {CharVocabulary.FileName} beside the weights is not the corpus's vocabulary: {difference}.");
+            throw new CorpusException($"--init-from: the weights have a vocabulary of {init.Config.VocabSize} tokens, but the corpus's tokenizer has {data.VocabularySize}.");
+        if (init.Vocabulary is { } stored && data.Tokenizer is CharTokenizer chars)
+        {
+            var corpus = CharVocabulary.From(chars);
+            if (stored.FirstDifference(corpus) is { } id)
+                throw new CorpusException($"--init-from: the {CharVocabulary.FileName} beside the weights is not the corpus's vocabulary: id {id} is {stored.Describe(id)} there and {corpus.Describe(id)} in the corpus.");
+        }
     }
 
     /// <summary>The run's summary.json contents.</summary>

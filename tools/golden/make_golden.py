@@ -11,6 +11,8 @@ and writes to tests/TorchLoss.Examples.Tests/Interop/Fixtures:
     config.json           the model's shape, as nanoGPT's GPTConfig fields
     nanogpt.pt            torch.save(model.state_dict()), the tied embedding stored once as PyTorch does
     nanogpt.safetensors   the same tensors as safetensors (both tied names, each its own copy)
+    nanogpt_ckpt.pt       the same weights as nanoGPT's train.py checkpoints them: {'model': state_dict (with
+                          torch.compile's _orig_mod. prefix), 'optimizer': AdamW state, 'model_args': ..., ...}
     golden.safetensors    ids [B, T], targets [B, T] (ids shifted by one), PyTorch's logits [B, T, V], its mean
                           cross-entropy loss [] and the gradients of two parameters (grad.<name>)
     golden.json           the same numbers' provenance: PyTorch version, seed, loss, which gradients
@@ -22,6 +24,7 @@ LayerNorm bias, GELU form or attention scale.
 import argparse
 import json
 import os
+from dataclasses import asdict
 
 import torch
 import torch.nn.functional as F
@@ -87,6 +90,21 @@ def main():
             "state_dict_keys": list(state.keys()),
         }, f, indent=2)
         f.write("\n")
+
+    # A step at learning rate 0 fills AdamW's moments (as in a real checkpoint) and leaves the weights bit for bit.
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.0, weight_decay=0.1)
+    before = {k: v.clone() for k, v in state.items()}
+    optimizer.step()
+    if not all(torch.equal(before[k], v) for k, v in state.items()):
+        raise RuntimeError("the learning-rate-0 step moved the weights")
+    torch.save({
+        "model": {"_orig_mod." + k: v for k, v in state.items()},
+        "optimizer": optimizer.state_dict(),
+        "model_args": asdict(config),
+        "iter_num": 1,
+        "best_val_loss": loss.detach(),
+        "config": {"dataset": "golden", "learning_rate": 0.0, "compile": True},
+    }, os.path.join(args.out, "nanogpt_ckpt.pt"))
     print(f"PyTorch {torch.__version__}: loss {loss.item():.6f}, logits std {logits.std().item():.3f}, wrote {args.out}")
 
 

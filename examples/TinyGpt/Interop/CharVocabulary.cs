@@ -69,15 +69,22 @@ public sealed record CharVocabulary
     /// <summary>Writes this vocabulary as indented JSON, atomically.</summary>
     public void Write(string path) => AtomicFile.WriteAllText(path, JsonSerializer.Serialize(this, Json) + "\n");
 
-    /// <summary>Where this vocabulary and <paramref name="other"/> first give an id a different text; null when they are the same.</summary>
-    public string? FirstDifference(CharVocabulary other)
+    /// <summary>
+    /// The first id that this vocabulary and <paramref name="other"/> give different texts, or that only one of them has;
+    /// null when they are the same.
+    /// </summary>
+    public int? FirstDifference(CharVocabulary other)
     {
         ArgumentNullException.ThrowIfNull(other);
-        for (int id = 0; id < Math.Min(VocabSize, other.VocabSize); id++)
+        int common = Math.Min(VocabSize, other.VocabSize);
+        for (int id = 0; id < common; id++)
         {
             if (!string.Equals(Tokens[id], other.Tokens[id], StringComparison.Ordinal))
-                return $"id {id} is {JsonSerializer.Serialize(Tokens[id])} here but {JsonSerializer.Serialize(other.Tokens[id])} there";
+                return id;
         }
-        return VocabSize == other.VocabSize ? null : $"{VocabSize} ids here but {other.VocabSize} there";
+        return VocabSize == other.VocabSize ? null : common;
     }
+
+    /// <summary>The text of <paramref name="id"/> as a JSON string (quoted and escaped, so "\n" shows), or "(none)".</summary>
+    public string Describe(int id) => id >= 0 && id < VocabSize ? JsonSerializer.Serialize(Tokens[id]) : "(none)";
 }

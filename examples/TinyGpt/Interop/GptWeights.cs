@@ -79,7 +79,10 @@ public static class GptWeights
     /// <c>model</c> entry of a nanoGPT training checkpoint. The caller owns (disposes) the tensors.
     /// </summary>
     /// <exception cref="InvalidDataException">The file is neither, or holds something other than a dictionary of tensors.</exception>
-    public static Dictionary<string, Tensor> Read(string path)
+    public static Dictionary<string, Tensor> Read(string path) => ReadWithModelArgs(path).State;
+
+    /// <summary><see cref="Read"/>, and the <c>model_args</c> a nanoGPT training checkpoint stores (null in other files).</summary>
+    internal static (Dictionary<string, Tensor> State, NanoGptConfig? ModelArgs) ReadWithModelArgs(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
         if (!File.Exists(path))
@@ -93,7 +96,7 @@ public static class GptWeights
             if (read >= 4 && head[0] == (byte)'P' && head[1] == (byte)'K' && head[2] == 3 && head[3] == 4)
                 return FromPickle(PyTorchUnpickler.UnpickleStateDict(path), path);
             if (read == head.Length && head[8] == (byte)'{')
-                return Safetensors.LoadStateDict(path);
+                return (Safetensors.LoadStateDict(path), null);
         }
         catch (Exception e) when (e is not InvalidDataException and not OutOfMemoryException)
         {
@@ -244,11 +247,16 @@ public static class GptWeights
     private static Dictionary<string, Tensor> WithoutCompiledPrefix(IReadOnlyDictionary<string, Tensor> state) =>
         state.ToDictionary(p => p.Key.StartsWith(CompiledPrefix, StringComparison.Ordinal) ? p.Key[CompiledPrefix.Length..] : p.Key, p => p.Value, StringComparer.Ordinal);
 
-    private static Dictionary<string, Tensor> FromPickle(Hashtable table, string path)
+    private static (Dictionary<string, Tensor>, NanoGptConfig?) FromPickle(Hashtable table, string path)
     {
-        // nanoGPT's train.py saves {'model': state_dict, 'optimizer': ..., 'model_args': ..., ...}.
+        // nanoGPT's train.py saves {'model': state_dict, 'optimizer': ..., 'model_args': {n_layer, ...}, ...}.
+        NanoGptConfig? modelArgs = null;
         if (table["model"] is Hashtable model)
+        {
+            if (table["model_args"] is Hashtable args)
+                modelArgs = ModelArgs(args, path);
             table = model;
+        }
         var state = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (DictionaryEntry entry in table)
         {
@@ -256,6 +264,19 @@ public static class GptWeights
                 throw new InvalidDataException($"'{path}' is not a state_dict: its entry {entry.Key} is {entry.Value?.GetType().Name ?? "null"}, not a tensor.");
             state.Add(name, tensor);
         }
-        return state;
+        return (state, modelArgs);
+    }
+
+    private static NanoGptConfig ModelArgs(Hashtable args, string path)
+    {
+        int Int(string key) => args[key] is { } value and not bool
+            ? Convert.ToInt32(value, System.Globalization.CultureInfo.InvariantCulture)
+            : throw new InvalidDataException($"The model_args of '{path}' have no {key}.");
+        return new NanoGptConfig
+        {
+            BlockSize = Int("block_size"), VocabSize = Int("vocab_size"), Layers = Int("n_layer"), Heads = Int("n_head"), Dim = Int("n_embd"),
+            Dropout = args["dropout"] is { } dropout ? Convert.ToDouble(dropout, System.Globalization.CultureInfo.InvariantCulture) : 0,
+            Bias = args["bias"] as bool? ?? true,
+        };
     }
 }

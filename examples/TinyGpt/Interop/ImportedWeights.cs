@@ -3,18 +3,18 @@ using static TorchSharp.torch;
 namespace TinyGpt;
 
 /// <summary>
-/// Weights read from a safetensors or PyTorch file (<see cref="GptWeights.Read"/>), with the shape and vocabulary found
-/// beside it: <see cref="NanoGptConfig.FileName"/> if there, else the shape the tensors imply; and
-/// <see cref="CharVocabulary.FileName"/> if there. Owns the tensors.
+/// Weights read from a safetensors or PyTorch file (<see cref="GptWeights.Read"/>), with their shape and vocabulary:
+/// the shape from <see cref="NanoGptConfig.FileName"/> beside the file, else a nanoGPT checkpoint's <c>model_args</c>, else
+/// the tensors' shapes; the vocabulary from <see cref="CharVocabulary.FileName"/> beside the file, if there. Owns the tensors.
 /// </summary>
 public sealed class ImportedWeights : IDisposable
 {
-    private ImportedWeights(string path, Dictionary<string, Tensor> state, NanoGptConfig config, bool configInferred, CharVocabulary? vocabulary)
+    private ImportedWeights(string path, Dictionary<string, Tensor> state, NanoGptConfig config, string configSource, CharVocabulary? vocabulary)
     {
         Path = path;
         State = state;
         Config = config;
-        ConfigInferred = configInferred;
+        ConfigSource = configSource;
         Vocabulary = vocabulary;
     }
 
@@ -27,15 +27,15 @@ public sealed class ImportedWeights : IDisposable
     /// <summary>The model's shape.</summary>
     public NanoGptConfig Config { get; }
 
-    /// <summary>True when no config.json was beside the weights and the shape was read from the tensors.</summary>
-    public bool ConfigInferred { get; }
+    /// <summary>Where <see cref="Config"/> came from: <see cref="NanoGptConfig.FileName"/>, "model_args", or "tensor shapes" (heads as given to <see cref="Open"/>).</summary>
+    public string ConfigSource { get; }
 
     /// <summary>The character vocabulary beside the weights, or null.</summary>
     public CharVocabulary? Vocabulary { get; }
 
     /// <summary>Reads <paramref name="path"/> and what lies beside it.</summary>
     /// <param name="path">A safetensors or PyTorch state_dict file.</param>
-    /// <param name="heads">Attention heads, used only when there is no config.json (heads cannot be read from weights).</param>
+    /// <param name="heads">Attention heads, used only when neither config.json nor model_args give them (they cannot be read from weights).</param>
     /// <exception cref="InvalidDataException">A file is unreadable or malformed.</exception>
     public static ImportedWeights Open(string path, int heads)
     {
@@ -45,10 +45,12 @@ public sealed class ImportedWeights : IDisposable
         string metaPath = System.IO.Path.Combine(directory, CharVocabulary.FileName);
         var vocabulary = File.Exists(metaPath) ? CharVocabulary.Read(metaPath) : null;
         var config = File.Exists(configPath) ? NanoGptConfig.Read(configPath) : null;
-        var state = GptWeights.Read(path);
+        var (state, modelArgs) = GptWeights.ReadWithModelArgs(path);
         try
         {
-            return new ImportedWeights(path, state, config ?? GptWeights.InferConfig(state, heads), config is null, vocabulary);
+            return config is not null ? new ImportedWeights(path, state, config, NanoGptConfig.FileName, vocabulary)
+                : modelArgs is not null ? new ImportedWeights(path, state, modelArgs, "model_args", vocabulary)
+                : new ImportedWeights(path, state, GptWeights.InferConfig(state, heads), "tensor shapes", vocabulary);
         }
         catch
         {

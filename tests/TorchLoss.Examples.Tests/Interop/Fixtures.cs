@@ -12,6 +12,9 @@ internal static class Fixtures
     /// <summary>The same tensors as safetensors.</summary>
     public const string Safetensors = "nanogpt.safetensors";
 
+    /// <summary>The same weights in nanoGPT's train.py checkpoint: model (torch.compile's key prefix), optimizer, model_args.</summary>
+    public const string TrainingCheckpoint = "nanogpt_ckpt.pt";
+
     public static string Folder { get; } = Path.Combine(AppContext.BaseDirectory, "Interop", "Fixtures");
 
     public static string File(string name) => Path.Combine(Folder, name);

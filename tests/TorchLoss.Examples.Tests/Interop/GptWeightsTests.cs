@@ -31,6 +31,8 @@ public sealed class GptWeightsTests
         Assert.True(PyTorchFixtureTests.Identical(expected, actual), $"logits differ by up to {PyTorchFixtureTests.MaxAbsDiff(actual, expected):E2}");
         Assert.NotNull(weights.Vocabulary);
         Assert.Null(weights.Vocabulary.FirstDifference(CharVocabulary.From(tokenizer)));
+        Assert.Equal(3, weights.Vocabulary.FirstDifference(CharVocabulary.From(new CharTokenizer("abcefghijklmnopqrstuvwx"))));
+        Assert.Equal("\"d\"", weights.Vocabulary.Describe(3));
         Assert.Equal("c", weights.Vocabulary.Tokens[2]);
         Assert.Equal(2, weights.Vocabulary.Ids["c"]);
         Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp"));

@@ -21,13 +21,14 @@ public sealed class PyTorchFixtureTests(ITestOutputHelper output)
     [Theory]
     [InlineData(Fixtures.PyTorch)]
     [InlineData(Fixtures.Safetensors)]
+    [InlineData(Fixtures.TrainingCheckpoint)]
     public void Weights_from_PyTorch_reproduce_its_logits_loss_and_gradients(string file)
     {
         var golden = Fixtures.Golden();
         try
         {
             using var weights = ImportedWeights.Open(Fixtures.File(file), heads: 1);
-            Assert.False(weights.ConfigInferred);
+            Assert.Equal(NanoGptConfig.FileName, weights.ConfigSource);
             using var model = weights.CreateModel();
             Assert.Equal(new GptConfig(VocabSize: 65, ContextLength: 16, Layers: 2, Heads: 2, Dim: 32), model.Config);
             model.eval();
@@ -114,12 +115,34 @@ public sealed class PyTorchFixtureTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_nanoGPT_training_checkpoint_alone_gives_its_model_args_and_weights()
+    {
+        using var dir = new TinyLM.TempDirectory();
+        File.Copy(Fixtures.File(Fixtures.TrainingCheckpoint), dir.File("ckpt.pt"));
+        using var weights = ImportedWeights.Open(dir.File("ckpt.pt"), heads: 1);
+        Assert.Equal("model_args", weights.ConfigSource);
+        Assert.Equal(NanoGptConfig.Read(Fixtures.File(NanoGptConfig.FileName)), weights.Config);
+        var plain = GptWeights.Read(Fixtures.File(Fixtures.PyTorch));
+        try
+        {
+            // Only the model's tensors, under their names without torch.compile's prefix; the optimiser state is skipped.
+            Assert.Equal(plain.Keys.Order(), weights.State.Keys.Select(k => k["_orig_mod.".Length..]).Order());
+            foreach (var (name, tensor) in plain)
+                Assert.True(Identical(tensor, weights.State["_orig_mod." + name]), $"{name} differs between the checkpoint and the state_dict");
+        }
+        finally
+        {
+            Fixtures.DisposeAll(plain.Values);
+        }
+    }
+
+    [Fact]
     public void Without_a_config_json_the_shape_is_read_from_the_weights()
     {
         using var dir = new TinyLM.TempDirectory();
         File.Copy(Fixtures.File(Fixtures.PyTorch), dir.File("alone.pt"));
         using var weights = ImportedWeights.Open(dir.File("alone.pt"), heads: 2);
-        Assert.True(weights.ConfigInferred);
+        Assert.Equal("tensor shapes", weights.ConfigSource);
         Assert.Equal(NanoGptConfig.Read(Fixtures.File(NanoGptConfig.FileName)), weights.Config);
     }
 
