@@ -14,8 +14,6 @@ public sealed record CharVocabulary
     /// <summary>The file name an export gives it.</summary>
     public const string FileName = "meta.json";
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
-
     /// <summary>Number of ids.</summary>
     [JsonPropertyName("vocab_size")]
     public required int VocabSize { get; init; }
@@ -45,17 +43,7 @@ public sealed record CharVocabulary
     /// <exception cref="InvalidDataException">The file is malformed, or its vocab_size, itos and stoi disagree.</exception>
     public static CharVocabulary Read(string path)
     {
-        ArgumentNullException.ThrowIfNull(path);
-        CharVocabulary vocabulary;
-        try
-        {
-            vocabulary = JsonSerializer.Deserialize<CharVocabulary>(File.ReadAllText(path), Json)
-                ?? throw new InvalidDataException($"{path} holds null, not a vocabulary.");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path} is not a character vocabulary (vocab_size, itos, stoi): {e.Message}", e);
-        }
+        var vocabulary = JsonFile.Read<CharVocabulary>(path, "a character vocabulary (vocab_size, itos, stoi)");
         if (vocabulary.Tokens.Count != vocabulary.VocabSize || vocabulary.Ids.Count != vocabulary.VocabSize)
             throw new InvalidDataException($"{path}: vocab_size is {vocabulary.VocabSize} but itos has {vocabulary.Tokens.Count} entries and stoi {vocabulary.Ids.Count}.");
         for (int id = 0; id < vocabulary.Tokens.Count; id++)
@@ -67,7 +55,7 @@ public sealed record CharVocabulary
     }
 
     /// <summary>Writes this vocabulary as indented JSON, atomically.</summary>
-    public void Write(string path) => AtomicFile.WriteAllText(path, JsonSerializer.Serialize(this, Json) + "\n");
+    public void Write(string path) => JsonFile.Write(path, this);
 
     /// <summary>
     /// The first id that this vocabulary and <paramref name="other"/> give different texts, or that only one of them has;

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace TinyGpt;
@@ -11,8 +10,6 @@ public sealed record NanoGptConfig
 {
     /// <summary>The file name an export gives it.</summary>
     public const string FileName = "config.json";
-
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
     /// <summary>Context length (<see cref="GptConfig.ContextLength"/>).</summary>
     [JsonPropertyName("block_size")]
@@ -67,20 +64,9 @@ public sealed record NanoGptConfig
 
     /// <summary>Reads a config.json file.</summary>
     /// <exception cref="InvalidDataException">The file is not a JSON object with block_size, vocab_size, n_layer, n_head and n_embd.</exception>
-    public static NanoGptConfig Read(string path)
-    {
-        ArgumentNullException.ThrowIfNull(path);
-        try
-        {
-            return JsonSerializer.Deserialize<NanoGptConfig>(File.ReadAllText(path), Json)
-                ?? throw new InvalidDataException($"{path} holds null, not a model config.");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path} is not a nanoGPT config (block_size, vocab_size, n_layer, n_head, n_embd): {e.Message}", e);
-        }
-    }
+    public static NanoGptConfig Read(string path) =>
+        JsonFile.Read<NanoGptConfig>(path, "a nanoGPT config (block_size, vocab_size, n_layer, n_head, n_embd)");
 
     /// <summary>Writes this config as indented JSON, atomically.</summary>
-    public void Write(string path) => AtomicFile.WriteAllText(path, JsonSerializer.Serialize(this, Json) + "\n");
+    public void Write(string path) => JsonFile.Write(path, this);
 }

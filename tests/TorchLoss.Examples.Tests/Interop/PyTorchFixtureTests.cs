@@ -118,10 +118,7 @@ public sealed class PyTorchFixtureTests(ITestOutputHelper output)
     public void A_nanoGPT_training_checkpoint_alone_gives_its_model_args_and_weights()
     {
         using var dir = new TinyLM.TempDirectory();
-        File.Copy(Fixtures.File(Fixtures.TrainingCheckpoint), dir.File("ckpt.pt"));
-        using var weights = ImportedWeights.Open(dir.File("ckpt.pt"), heads: 1);
-        Assert.Equal("model_args", weights.ConfigSource);
-        Assert.Equal(NanoGptConfig.Read(Fixtures.File(NanoGptConfig.FileName)), weights.Config);
+        using var weights = OpenWithoutConfigJson(dir, Fixtures.TrainingCheckpoint, heads: 1, expectedSource: "model_args");
         var plain = GptWeights.Read(Fixtures.File(Fixtures.PyTorch));
         try
         {
@@ -140,10 +137,17 @@ public sealed class PyTorchFixtureTests(ITestOutputHelper output)
     public void Without_a_config_json_the_shape_is_read_from_the_weights()
     {
         using var dir = new TinyLM.TempDirectory();
-        File.Copy(Fixtures.File(Fixtures.PyTorch), dir.File("alone.pt"));
-        using var weights = ImportedWeights.Open(dir.File("alone.pt"), heads: 2);
-        Assert.Equal("tensor shapes", weights.ConfigSource);
+        using var weights = OpenWithoutConfigJson(dir, Fixtures.PyTorch, heads: 2, expectedSource: "tensor shapes");
+    }
+
+    /// <summary>Opens a copy of a fixture that has no config.json beside it and checks the shape found anyway.</summary>
+    private static ImportedWeights OpenWithoutConfigJson(TinyLM.TempDirectory dir, string fixture, int heads, string expectedSource)
+    {
+        File.Copy(Fixtures.File(fixture), dir.File(fixture));
+        var weights = ImportedWeights.Open(dir.File(fixture), heads);
+        Assert.Equal(expectedSource, weights.ConfigSource);
         Assert.Equal(NanoGptConfig.Read(Fixtures.File(NanoGptConfig.FileName)), weights.Config);
+        return weights;
     }
 
     internal static double MaxAbsDiff(Tensor a, Tensor b)
