@@ -51,12 +51,14 @@ public static class Program
         var topK = IntOption("--top-k", "Sample among the k most likely tokens (0 = all).", d.TopK);
         var fusedHead = new Option<bool>("--fused-head") { Description = "Fuse the output head with the loss (TorchLoss's ChunkedLinearCrossEntropy): the [B, T, V] logits are never materialised, which saves memory and time with GPT-2's 50,257-token vocabulary." };
         var threads = IntOption("--threads", "Torch intra-op threads (0 = one per core).", d.Threads);
+        var initFrom = new Option<string?>("--init-from") { Description = "Start from these weights: safetensors or a PyTorch state_dict (nanoGPT names, e.g. from --export). The shape comes from the config.json beside them (else from the weights and --heads) and replaces --layers/--heads/--dim/--context.", HelpName = "FILE" };
+        var export = new Option<string?>("--export") { Description = "After training, write the model for PyTorch/nanoGPT into this folder: model.safetensors, model.pt (state_dict), config.json, and meta.json for --tokenizer char.", HelpName = "DIR" };
 
         var root = new RootCommand("TinyLM: train a tiny GPT language model with TorchLoss and watch its loss and perplexity fall.")
         {
             corpus, tokenizer, layers, heads, dim, context, batch, accumulation, steps, lr, minLr, warmup, weightDecay, gradClip,
             dropout, labelSmoothing, smoothing, zLoss, seed, evalInterval, evalBatch, logInterval, checkpointInterval, outDir,
-            resume, stopAfter, compareBuiltin, prompt, sampleTokens, temperature, topK, fusedHead, threads,
+            resume, stopAfter, compareBuiltin, prompt, sampleTokens, temperature, topK, fusedHead, threads, initFrom, export,
         };
         root.SetAction(r =>
         {
@@ -71,6 +73,7 @@ public static class Program
                 CheckpointInterval = r.GetValue(checkpointInterval), Out = r.GetValue(outDir)!, Resume = r.GetValue(resume),
                 StopAfter = r.GetValue(stopAfter), CompareBuiltin = r.GetValue(compareBuiltin), Prompt = r.GetValue(prompt),
                 SampleTokens = r.GetValue(sampleTokens), Temperature = r.GetValue(temperature), TopK = r.GetValue(topK), FusedHead = r.GetValue(fusedHead), Threads = r.GetValue(threads),
+                InitFrom = r.GetValue(initFrom), Export = r.GetValue(export),
             };
             var problems = options.Validate();
             if (problems.Count > 0)

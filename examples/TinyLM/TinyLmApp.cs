@@ -2,6 +2,7 @@ using System.Globalization;
 using Microsoft.Extensions.Logging;
 using TinyGpt;
 using TorchLoss;
+using TorchLoss.Sft;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -24,6 +25,9 @@ public static class TinyLmApp
             TorchBackend.EnsureLoaded();
             if (options.Threads > 0)
                 set_num_threads(options.Threads);
+            using var init = OpenInitialWeights(options);
+            if (init is not null)
+                options = options with { Layers = init.Config.Layers, Heads = init.Config.Heads, Dim = init.Config.Dim, Context = init.Config.BlockSize };
             var data = CorpusData.Load(options.Corpus, options.Tokenizer, options.Context, (ulong)options.Seed);
             string outDir = Path.GetFullPath(options.Out);
             string checkpoint = Path.Combine(outDir, CheckpointFile);
@@ -35,6 +39,8 @@ public static class TinyLmApp
                 throw new CorpusException("--compare-builtin compares the plain head's logits with nn.CrossEntropyLoss; drop --fused-head.");
             if (options.CompareBuiltin && options.Resume)
                 throw new CorpusException("--compare-builtin always trains both copies from scratch; it cannot be combined with --resume.");
+            if (options.CompareBuiltin && options.Export is not null)
+                throw new CorpusException("--compare-builtin trains two copies; --export exports the model of an ordinary run. Drop one of them.");
 
             var config = new GptConfig(data.VocabularySize, options.Context, options.Layers, options.Heads, options.Dim, options.Dropout);
             var trainerOptions = new TrainerOptions
@@ -72,6 +78,19 @@ public static class TinyLmApp
 
             manual_seed(options.Seed);
             using var model = new Gpt(config);
+            if (init is not null)
+            {
+                CheckVocabulary(init, data);
+                try
+                {
+                    GptWeights.Load(model, init.State);
+                }
+                catch (InvalidDataException e)
+                {
+                    throw new CorpusException($"--init-from: {e.Message}");
+                }
+                log.LogInformation("initialised from {Path}; shape from {Source}", init.Path, init.ConfigSource);
+            }
             log.LogInformation("model: {Layers} layers, {Heads} heads, {Dim} dims, context {Context}, vocabulary {Vocab}: {Params:N0} parameters; {Threads} torch threads, OpenMP wait policy {WaitPolicy}",
                 config.Layers, config.Heads, config.Dim, config.ContextLength, config.VocabSize, model.ParameterCount, get_num_threads(), TorchBackend.OpenMpWaitPolicy ?? "default");
 
@@ -143,6 +162,11 @@ public static class TinyLmApp
             string path = summary.WriteTo(outDir);
             output.WriteLine($"{path}:");
             output.WriteLine(summary.ToJson());
+            if (options.Export is { } export)
+            {
+                GptExport.Write(model, export, data.Tokenizer is CharTokenizer chars ? CharVocabulary.From(chars) : null);
+                output.WriteLine($"exported for PyTorch: {Path.GetFullPath(export)}");
+            }
             return 0;
         }
         // Only what the user can fix (the corpus, a checkpoint, an option combination) is a one-line error; anything
@@ -151,6 +175,47 @@ public static class TinyLmApp
         {
             error.WriteLine($"error: {e.Message}");
             return 2;
+        }
+    }
+
+    /// <summary>The weights --init-from names, or null without it.</summary>
+    private static ImportedWeights? OpenInitialWeights(TinyLmOptions options)
+    {
+        if (options.InitFrom is not { } path)
+            return null;
+        if (!File.Exists(path))
+            throw new CorpusException($"--init-from: there is no file '{path}'.");
+        ImportedWeights init;
+        try
+        {
+            init = ImportedWeights.Open(path, options.Heads);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException)
+        {
+            throw new CorpusException($"--init-from: '{path}' cannot be read as model weights: {e.Message}");
+        }
+        try
+        {
+            init.Config.ToGptConfig();
+            return init;
+        }
+        catch (ArgumentException e)
+        {
+            init.Dispose();
+            throw new CorpusException($"--init-from: the shape of '{path}' is not a valid model: {e.Message}");
+        }
+    }
+
+    /// <summary>Refuses weights whose token ids mean something else than the corpus's.</summary>
+    private static void CheckVocabulary(ImportedWeights init, CorpusData data)
+    {
+        if (init.Config.VocabSize != data.VocabularySize)
+            throw new CorpusException($"--init-from: the weights have a vocabulary of {init.Config.VocabSize} tokens, but the corpus's tokenizer has {data.VocabularySize}.");
+        if (init.Vocabulary is { } stored && data.Tokenizer is CharTokenizer chars)
+        {
+            var corpus = CharVocabulary.From(chars);
+            if (stored.FirstDifference(corpus) is { } id)
+                throw new CorpusException($"--init-from: the {CharVocabulary.FileName} beside the weights is not the corpus's vocabulary: id {id} is {stored.Describe(id)} there and {corpus.Describe(id)} in the corpus.");
         }
     }
 

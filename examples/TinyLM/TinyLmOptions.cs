@@ -111,6 +111,12 @@ public sealed record TinyLmOptions
     /// <summary>Intra-op threads for torch (0 = torch's default, one per core).</summary>
     public int Threads { get; init; }
 
+    /// <summary>Weights to start from (safetensors or a PyTorch state_dict); their shape replaces <see cref="Layers"/>, <see cref="Heads"/>, <see cref="Dim"/> and <see cref="Context"/>.</summary>
+    public string? InitFrom { get; init; }
+
+    /// <summary>Folder to export the trained model to for PyTorch (<see cref="TinyGpt.GptExport"/>); null = no export.</summary>
+    public string? Export { get; init; }
+
     private (int Steps, int Batch, double LearningRate) Preset => Corpus is null ? Embedded : File;
 
     /// <summary>The step count this run uses.</summary>
