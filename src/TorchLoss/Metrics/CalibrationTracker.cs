@@ -106,10 +106,7 @@ public sealed class CalibrationTracker : IDisposable
         ArgumentNullException.ThrowIfNull(targets);
         ThrowIfDisposed();
         using var scope = NewDisposeScope();
-        var targets64 = CrossEntropyInput.CheckTarget(logits, targets, nameof(logits), nameof(targets));
-        CrossEntropyInput.CheckMask(lossMask, targets, nameof(lossMask), nameof(targets));
-        CrossEntropyInput.CheckTargetRange(targets64, logits.shape[^1], _targetRange, nameof(targets));
-        Fold(logits, targets64, lossMask);
+        Fold(logits, Prepare(logits, targets, nameof(targets), lossMask, causal: false));
     }
 
     /// <summary>
@@ -129,11 +126,7 @@ public sealed class CalibrationTracker : IDisposable
             throw new ArgumentException($"logits must be [B, T, V], got shape {CrossEntropyInput.Shape(logits)}.", nameof(logits));
         ThrowIfDisposed();
         using var scope = NewDisposeScope();
-        var labels64 = CrossEntropyInput.CheckTarget(logits, labels, nameof(logits), nameof(labels));
-        CrossEntropyInput.CheckMask(lossMask, labels, nameof(lossMask), nameof(labels));
-        CrossEntropyInput.CheckTargetRange(labels64, logits.shape[^1], _targetRange, nameof(labels));
-        // Views, not copies: the largest tensor is only read through its first T − 1 positions.
-        Fold(logits[.., ..^1, ..], labels64[.., 1..], lossMask?[.., 1..]);
+        Fold(logits, Prepare(logits, labels, nameof(labels), lossMask, causal: true));
     }
 
     /// <summary>
@@ -229,15 +222,19 @@ public sealed class CalibrationTracker : IDisposable
     }
 
     /// <summary>Per-token statistics of aligned logits [..., V] and int64 targets [...], folded into the totals.</summary>
-    private void Fold(Tensor logits, Tensor targets, Tensor? lossMask)
+    /// <summary>The losses' own validation and counting (ignore index, mask, causal shift), so the tracker counts exactly their tokens.</summary>
+    private PreparedTargets Prepare(Tensor logits, Tensor targets, string targetName, Tensor? lossMask, bool causal) =>
+        CrossEntropyInput.Prepare(logits, nameof(logits), logits.shape[^1], $"logits shape {CrossEntropyInput.Shape(logits)}",
+            targets, targetName, lossMask, normalizer: null, _targetRange, causal, allowSoft: false);
+
+    private void Fold(Tensor logits, PreparedTargets prepared)
     {
         using var noGrad = no_grad();
         PinTo(logits.device);
         long classes = logits.shape[^1];
         var rows = (logits.dtype == ScalarType.Float64 ? logits : logits.to(ScalarType.Float32)).reshape(-1, classes);
-        var target = targets.reshape(-1);
-        var counted = target.ne(Options.IgnoreIndex);
-        if (lossMask is not null) counted = counted.logical_and(lossMask.reshape(-1));
+        var target = prepared.Target;
+        var counted = prepared.Counted;
         var finite = rows.isfinite().all(1);
         var skipped = counted.logical_and(finite.logical_not());
         counted = counted.logical_and(finite);
