@@ -102,7 +102,7 @@ public class FusedGradientGraphTests
 
         using var head = new ChunkedLinearCrossEntropy(options, chunkSize: 5);
         using var plain = new TokenCrossEntropy(options with { Backend = CrossEntropyBackend.LibTorch });
-        var (gradients, second) = Run(() => head.Compute(hidden, weight, target, bias).Loss);
+        var (gradients, second) = Run(() => head.Compute(hidden, weight, target, bias: bias).Loss);
         var (referenceGradients, referenceSecond) = Run(() => plain.forward(nn.functional.linear(hidden, weight, bias), target));
         for (int i = 0; i < parameters.Length; i++)
         {
@@ -160,7 +160,7 @@ public class FusedGradientGraphTests
 
         using var head = new ChunkedLinearCrossEntropy(options, chunkSize: 5);
         using var plain = new TokenCrossEntropy(options with { Backend = CrossEntropyBackend.LibTorch });
-        var actual = Accumulated(() => head.Compute(hidden, weight, target, bias).Loss);
+        var actual = Accumulated(() => head.Compute(hidden, weight, target, bias: bias).Loss);
         var expected = Accumulated(() => plain.forward(nn.functional.linear(hidden, weight, bias), target));
         for (int i = 0; i < expected.Length; i++)
             TestTensors.AssertClose(expected[i], actual[i], 1e-10, $"accumulated gradient {i}");

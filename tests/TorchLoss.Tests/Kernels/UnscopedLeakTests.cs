@@ -51,7 +51,7 @@ public class UnscopedLeakTests
             var weight = randn(256, 32, requires_grad: true);
             var bias = randn(256, requires_grad: true);
             var target = randint(0, 256, [16]);
-            var result = head.Compute(hidden, weight, target, bias);
+            var result = head.Compute(hidden, weight, target, bias: bias);
             result.Loss.sum().backward();
         });
     }
