@@ -26,7 +26,16 @@ public sealed class BuiltinCrossEntropyLoss : ITrainingLoss, IDisposable
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(batch);
         using var scope = NewDisposeScope();
-        var logits = model.forward(batch.Ids);
+        var (value, nllSum) = Compute(model.forward(batch.Ids), batch, normalizer);
+        return (value.MoveToOuterDisposeScope(), nllSum.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The same loss on given <paramref name="logits"/> [B, T, V] of <paramref name="batch"/>'s ids.</summary>
+    public (Tensor Loss, Tensor NllSum) Compute(Tensor logits, TrainingBatch batch, long normalizer)
+    {
+        ArgumentNullException.ThrowIfNull(logits);
+        ArgumentNullException.ThrowIfNull(batch);
+        using var scope = NewDisposeScope();
         var (flatLogits, flatTargets) = Shift(logits, batch);
         var value = loss.forward(flatLogits, flatTargets) / normalizer;
         var nllSum = nll.forward(flatLogits.detach(), flatTargets).to(ScalarType.Float64);

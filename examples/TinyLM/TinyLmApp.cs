@@ -57,7 +57,14 @@ public static class TinyLmApp
                 LogInterval = options.LogInterval,
                 CheckpointInterval = options.CheckpointInterval,
             };
-            trainerOptions.Validate();
+            try
+            {
+                trainerOptions.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                throw new CorpusException($"the options do not make a valid training run: {e.Message}");
+            }
 
             log.LogInformation("corpus: {Corpus}; tokenizer: {Tokenizer}; {Train:N0} training and {Val:N0} validation tokens",
                 data.Description, data.TokenizerName, data.Train.Length, data.Validation.Length);
@@ -74,11 +81,18 @@ public static class TinyLmApp
             if (init is not null)
             {
                 CheckVocabulary(init, data);
-                GptWeights.Load(model, init.State);
+                try
+                {
+                    GptWeights.Load(model, init.State);
+                }
+                catch (InvalidDataException e)
+                {
+                    throw new CorpusException($"--init-from: {e.Message}");
+                }
                 log.LogInformation("initialised from {Path}; shape from {Source}", init.Path, init.ConfigSource);
             }
-            log.LogInformation("model: {Layers} layers, {Heads} heads, {Dim} dims, context {Context}, vocabulary {Vocab}: {Params:N0} parameters; {Threads} torch threads",
-                config.Layers, config.Heads, config.Dim, config.ContextLength, config.VocabSize, model.ParameterCount, get_num_threads());
+            log.LogInformation("model: {Layers} layers, {Heads} heads, {Dim} dims, context {Context}, vocabulary {Vocab}: {Params:N0} parameters; {Threads} torch threads, OpenMP wait policy {WaitPolicy}",
+                config.Layers, config.Heads, config.Dim, config.ContextLength, config.VocabSize, model.ParameterCount, get_num_threads(), TorchBackend.OpenMpWaitPolicy ?? "default");
 
             if (options.CompareBuiltin)
                 return BuiltinComparison.Run(options, model, trainerOptions, data, outDir, log, output);
@@ -89,10 +103,17 @@ public static class TinyLmApp
             string fingerprint = options.Fingerprint();
             if (options.Resume)
             {
-                var (stored, storedFingerprint) = Checkpoint.ReadHeader(checkpoint);
-                if (storedFingerprint != fingerprint)
-                    throw new CorpusException($"--resume: the checkpoint was written with different options.\n  checkpoint: {storedFingerprint}\n  now:        {fingerprint}");
-                Checkpoint.Load(checkpoint, trainer, batches);
+                try
+                {
+                    var (stored, storedFingerprint) = Checkpoint.ReadHeader(checkpoint);
+                    if (storedFingerprint != fingerprint)
+                        throw new CorpusException($"--resume: the checkpoint was written with different options.\n  checkpoint: {storedFingerprint}\n  now:        {fingerprint}");
+                    Checkpoint.Load(checkpoint, trainer, batches);
+                }
+                catch (InvalidDataException e)
+                {
+                    throw new CorpusException($"--resume: {e.Message}");
+                }
                 log.LogInformation("resumed from {Path} at step {Step}/{Steps}", checkpoint, trainer.Step, trainerOptions.Steps);
             }
             Directory.CreateDirectory(outDir);
@@ -142,7 +163,9 @@ public static class TinyLmApp
             }
             return 0;
         }
-        catch (Exception e) when (e is CorpusException or ArgumentException or InvalidDataException)
+        // Only what the user can fix (the corpus, a checkpoint, an option combination) is a one-line error; anything
+        // else is a bug and must surface with its stack trace, not pass for bad data.
+        catch (CorpusException e)
         {
             error.WriteLine($"error: {e.Message}");
             return 2;
@@ -156,7 +179,15 @@ public static class TinyLmApp
             return null;
         if (!File.Exists(path))
             throw new CorpusException($"--init-from: there is no file '{path}'.");
-        var init = ImportedWeights.Open(path, options.Heads);
+        ImportedWeights init;
+        try
+        {
+            init = ImportedWeights.Open(path, options.Heads);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new CorpusException($"--init-from: {e.Message}");
+        }
         try
         {
             init.Config.ToGptConfig();
@@ -236,7 +267,7 @@ public static class TinyLmApp
         }
         catch (ArgumentException e)
         {
-            throw new ArgumentException($"--prompt cannot be encoded: {e.Message}", e);
+            throw new CorpusException($"--prompt cannot be encoded: {e.Message}");
         }
         if (promptIds.Length == 0)
             promptIds = [data.Train[0]];

@@ -4,16 +4,25 @@ using TorchSharp;
 namespace TorchLoss;
 
 /// <summary>
-/// Checks that TorchSharp's native backend (libtorch) can be loaded, and turns a failure into an
-/// exception that says what failed and what to install, instead of TorchSharp's generic message.
+/// Loads TorchSharp's native backend (libtorch) once, with a thread wait policy that holds up on a busy machine,
+/// and turns a failure into an exception that says what failed and what to do, instead of TorchSharp's generic message.
 /// </summary>
+/// <remarks>
+/// libtorch's CPU operators run on OpenMP threads that by default spin while they wait for work. On an idle machine
+/// that is a little faster; when other processes compete for the cores, the spinning threads take the cores from the
+/// threads that have work and a run becomes 15–30× slower. So, unless the process already has <c>OMP_WAIT_POLICY</c>
+/// in its environment, <see cref="EnsureLoaded"/> sets it to <c>PASSIVE</c> before libtorch loads (OpenMP reads it
+/// once, at load). Set <c>OMP_WAIT_POLICY=ACTIVE</c> yourself to get the spinning behaviour back.
+/// </remarks>
 public static class TorchBackend
 {
+    private const string WaitPolicyVariable = "OMP_WAIT_POLICY";
     private static readonly Lazy<Exception?> LoadFailure = new(TryLoad, LazyThreadSafetyMode.ExecutionAndPublication);
 
     /// <summary>
-    /// Loads the CPU backend once per process. Call it at start-up to fail early with a clear message;
-    /// the loss modules call it from their constructors.
+    /// Loads the CPU backend once per process. Call it at start-up, before any tensor is made, so that the
+    /// wait policy applies and a missing or broken backend fails early with a clear message; the loss modules
+    /// call it from their constructors too.
     /// </summary>
     /// <exception cref="InvalidOperationException">The native backend cannot be loaded.</exception>
     public static void EnsureLoaded()
@@ -22,8 +31,15 @@ public static class TorchBackend
             throw failure;
     }
 
+    /// <summary>
+    /// The OpenMP wait policy in the process environment (<c>PASSIVE</c> unless the user chose another), or null
+    /// where TorchLoss does not set it (Windows). It only takes effect if set before libtorch was first loaded.
+    /// </summary>
+    public static string? OpenMpWaitPolicy => OperatingSystem.IsWindows() ? null : Marshal.PtrToStringUTF8(Native.getenv(WaitPolicyVariable));
+
     private static Exception? TryLoad()
     {
+        PreferPassiveWaits();
         try
         {
             torch.InitializeDeviceType(DeviceType.CPU);
@@ -35,32 +51,60 @@ public static class TorchBackend
         }
     }
 
+    // The managed environment is a copy on Unix: OpenMP, which reads the C environment, sees only setenv.
+    private static void PreferPassiveWaits()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        if (Native.getenv(WaitPolicyVariable) != IntPtr.Zero) return;   // the user's choice stands
+        _ = Native.setenv(WaitPolicyVariable, "PASSIVE", 0);
+        Environment.SetEnvironmentVariable(WaitPolicyVariable, "PASSIVE");   // and child processes inherit it
+    }
+
     private static string DescribeFailure(Exception e)
     {
-        var message = new System.Text.StringBuilder();
-        message.Append("TorchSharp's native backend could not be loaded. ");
-        if (LoaderError() is { } loader)
+        var message = new System.Text.StringBuilder("TorchSharp's native backend could not be loaded. ");
+        if (MissingBackendLibrary() is { } missing)
+        {
+            // Nothing else can be wrong yet: say only what to add.
+            return message.Append($"The application has no libtorch backend ({missing} is not in its output, {AppContext.BaseDirectory}). ")
+                .Append("To fix it, reference a backend package in the application: 'dotnet add package TorchSharp-cpu' ")
+                .Append("(or a TorchSharp-cuda package for a GPU), then build again.").ToString();
+        }
+        string? loader = LoaderError();
+        if (loader is not null)
             message.Append("The system loader said: ").Append(loader).Append(' ');
         else
             message.Append("TorchSharp said: ").Append(e.Message.Split('\n')[0]).Append(' ');
-        message.Append("To fix it: reference a backend package in the application (TorchSharp-cpu, or a TorchSharp-cuda package); ");
-        if (OperatingSystem.IsLinux())
+        if (OperatingSystem.IsLinux() && loader?.Contains("GLIBCXX_", StringComparison.Ordinal) == true)
         {
-            message.Append("on Linux, TorchSharp 0.107 needs GLIBCXX_3.4.32 (libstdc++ from GCC 13). Build the application with ")
-                .Append("'dotnet build' so TorchLoss's build step can patch the output copy of libLibTorchSharp.so, ")
+            message.Append("To fix it: TorchSharp 0.107 needs GLIBCXX_3.4.32 (libstdc++ from GCC 13), which this system lacks. ")
+                .Append("Build the application with 'dotnet build' or 'dotnet publish' so TorchLoss's build step can patch the output copy ")
+                .Append("of libLibTorchSharp.so (a project that references TorchLoss's source and publishes must import build/TorchLoss.targets), ")
                 .Append("or install libstdc++6 from GCC 13 or newer.");
         }
         return message.ToString();
     }
 
+    // The output folder a portable build keeps natives in (runtimes/<rid>/native), or the app folder for a RID-specific one.
+    private static string NativePath(string file)
+    {
+        string rid = OperatingSystem.IsLinux() ? "linux-x64" : OperatingSystem.IsMacOS() ? "osx-arm64" : "win-x64";
+        string path = Path.Combine(AppContext.BaseDirectory, "runtimes", rid, "native", file);
+        return File.Exists(path) ? path : Path.Combine(AppContext.BaseDirectory, file);
+    }
+
+    /// <summary>The name of libtorch's main library when the application's output lacks it: no backend package was referenced.</summary>
+    private static string? MissingBackendLibrary()
+    {
+        string file = OperatingSystem.IsLinux() ? "libtorch_cpu.so" : OperatingSystem.IsMacOS() ? "libtorch_cpu.dylib" : "torch_cpu.dll";
+        return File.Exists(NativePath(file)) ? null : file;
+    }
+
     // TorchSharp hides the dlopen error; loading the library ourselves recovers it (e.g. "version GLIBCXX_3.4.32 not found").
     private static string? LoaderError()
     {
-        string rid = OperatingSystem.IsLinux() ? "linux-x64" : OperatingSystem.IsMacOS() ? "osx-arm64" : "win-x64";
         string file = OperatingSystem.IsLinux() ? "libLibTorchSharp.so" : OperatingSystem.IsMacOS() ? "libLibTorchSharp.dylib" : "LibTorchSharp.dll";
-        // A portable build keeps natives under runtimes/<rid>/native; a RID-specific one puts them beside the app.
-        string path = Path.Combine(AppContext.BaseDirectory, "runtimes", rid, "native", file);
-        if (!File.Exists(path)) path = Path.Combine(AppContext.BaseDirectory, file);
+        string path = NativePath(file);
         if (!File.Exists(path))
             return $"{file} is not in the application's output ({AppContext.BaseDirectory}).";
         try
@@ -72,5 +116,14 @@ public static class TorchBackend
         {
             return e.Message;
         }
+    }
+
+    private static class Native
+    {
+        [DllImport("libc", CharSet = CharSet.Ansi)]
+        public static extern IntPtr getenv(string name);
+
+        [DllImport("libc", CharSet = CharSet.Ansi)]
+        public static extern int setenv(string name, string value, int overwrite);
     }
 }

@@ -73,7 +73,7 @@ public sealed class Gpt : Module<Tensor, Tensor>
 
     /// <summary>
     /// Continues each row of <paramref name="ids"/> [B, t] by <paramref name="maxNewTokens"/> sampled tokens. Temperature 0
-    /// picks the most likely token; <paramref name="topK"/> &gt; 0 samples only among the k most likely. Leaves the model in eval mode.
+    /// picks the most likely token; <paramref name="topK"/> &gt; 0 samples only among the k most likely. Samples in eval mode (no dropout) and then restores the model's training mode.
     /// </summary>
     /// <remarks>
     /// Training on windows of <see cref="GptConfig.ContextLength"/> tokens with unshifted labels teaches positions
@@ -89,7 +89,21 @@ public sealed class Gpt : Module<Tensor, Tensor>
             throw new ArgumentException($"temperature must be ≥ 0, got {temperature}.", nameof(temperature));
         if (topK < 0)
             throw new ArgumentException($"topK must be ≥ 0, got {topK}.", nameof(topK));
+        bool wasTraining = training;
         eval();
+        try
+        {
+            return Sample(ids, maxNewTokens, temperature, topK, generator);
+        }
+        finally
+        {
+            // Sampling mid-training must not leave dropout switched off for the steps that follow.
+            train(wasTraining);
+        }
+    }
+
+    private Tensor Sample(Tensor ids, int maxNewTokens, double temperature, int topK, Generator? generator)
+    {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var sequence = ids.to(ScalarType.Int64);

@@ -98,14 +98,21 @@ public sealed class GptTrainer : IDisposable
             long normalizer = batches.Sum(Loss.CountTokens);
             if (normalizer == 0)
                 throw new InvalidOperationException($"Step {Step + 1}: the {batches.Count} micro-batch(es) contain no token to learn (all labels ignored or masked).");
-            double lossSum = 0, nllSum = 0;
+            // The step's totals stay on the device while its micro-batches run (no read-back per micro-batch); they are
+            // read once, after the optimiser step, for the log and the history.
+            using var stepScope = NewDisposeScope();
+            var lossTotal = zeros(Array.Empty<long>(), ScalarType.Float64);
+            var nllTotal = zeros(Array.Empty<long>(), ScalarType.Float64);
             foreach (var batch in batches)
             {
                 using var scope = NewDisposeScope();
                 var (loss, nll) = Loss.Compute(Model, batch, normalizer);
                 loss.backward();
-                lossSum += loss.item<float>();
-                nllSum += nll.item<double>();
+                using (no_grad())
+                {
+                    lossTotal.add_(loss.detach().to(ScalarType.Float64, lossTotal.device));
+                    nllTotal.add_(nll.to(ScalarType.Float64, nllTotal.device));
+                }
             }
             double gradNorm;
             // The optimiser's step and zero_grad wrap each parameter's gradient in a new tensor handle; the scope
@@ -117,7 +124,9 @@ public sealed class GptTrainer : IDisposable
                 optimizer.zero_grad();
             }
             Step++;
-            trainPerplexity.Update(nllSum, normalizer);
+            trainPerplexity.Update(nllTotal, tensor(normalizer, device: nllTotal.device));
+            double[] totals = stack([lossTotal, nllTotal]).cpu().data<double>().ToArray();
+            double lossSum = totals[0], nllSum = totals[1];
             history.Add(new MetricsRow(Step, lr, nllSum / normalizer, null, TrainingSeconds));
             return new StepResult(Step, lr, lossSum, nllSum, normalizer, gradNorm);
         }

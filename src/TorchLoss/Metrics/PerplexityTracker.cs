@@ -30,6 +30,11 @@ namespace TorchLoss.Metrics;
 /// updates; <see cref="WindowSnapshot"/> gives the same metrics over them, for training logs. The window is
 /// local: <see cref="Merge"/> combines the cumulative totals only, and <see cref="Restore"/> starts it empty.
 /// </para>
+/// <para>
+/// <b>All or nothing.</b> An update that throws (bad input, a tensor that cannot be read) changes nothing: every
+/// value it needs is computed before any total, count or window slot is touched. The memory it holds is fixed by
+/// the window size, however many updates go unread.
+/// </para>
 /// <para>Not thread-safe. Dispose it: it owns tensors, which are kept out of any <see cref="DisposeScope"/>.</para>
 /// </remarks>
 /// <example>
@@ -57,7 +62,9 @@ public sealed partial class PerplexityTracker : IDisposable
     private const int SkippedColumn = 3;
     private const int CountColumns = 4;
     private const int MaxStepsListed = 20;
-    private const int InitialPendingCapacity = 256;
+    // Skip records of updates not yet read back. Fixed, so a tracker that is never read holds a bounded buffer:
+    // when it is full the records are read (one device sync per this many updates) and their warnings logged.
+    private const int PendingCapacity = 1024;
 
     private readonly ILogger _logger;
     private readonly bool[] _windowHasBytes;
@@ -95,11 +102,14 @@ public sealed partial class PerplexityTracker : IDisposable
         _counts = Keep(zeros(CountColumns, ScalarType.Int64));
         _windowNll = Keep(zeros(windowSize, ScalarType.Float64));
         _windowCounts = Keep(zeros(windowSize, CountColumns, ScalarType.Int64));
-        _pendingSkips = Keep(zeros(InitialPendingCapacity, ScalarType.Int64));
+        _pendingSkips = Keep(zeros(PendingCapacity, ScalarType.Int64));
     }
 
     /// <summary>How many recent updates <see cref="WindowSnapshot"/> covers.</summary>
     public int WindowSize { get; }
+
+    /// <summary>Elements of the device buffer that holds unread skip records (for tests: it must not grow).</summary>
+    internal long PendingSkipBufferLength => _pendingSkips.shape[0];
 
     /// <summary>Number of updates so far, skipped ones included (host-side; reading it never synchronises).</summary>
     public long Updates
@@ -147,25 +157,52 @@ public sealed partial class PerplexityTracker : IDisposable
     public void Update(LossResult result, long? utf8Bytes = null, long? words = null)
     {
         ArgumentNullException.ThrowIfNull(result);
+        Update(result.NllSum, result.TokenCount, utf8Bytes, words);
+    }
+
+    /// <summary>
+    /// Folds in totals that are still tensors: <paramref name="nllSum"/> (Σ unsmoothed NLL in nats) over
+    /// <paramref name="tokenCount"/> tokens, e.g. summed over a step's micro-batches on the device. Like
+    /// <see cref="Update(LossResult, long?, long?)"/>, it reads nothing back; both tensors stay owned by the caller.
+    /// </summary>
+    /// <param name="nllSum">A one-element tensor: Σ unsmoothed NLL of the counted tokens.</param>
+    /// <param name="tokenCount">A one-element tensor on the same device: the number of counted tokens.</param>
+    /// <param name="utf8Bytes">Optional UTF-8 byte count of the text these tokens encode, for <see cref="BitsPerByte"/>.</param>
+    /// <param name="words">Optional whitespace-separated word count of that text, for <see cref="WordPerplexity"/>.</param>
+    /// <exception cref="ArgumentException">The totals are not one-element tensors on one device holding values, or a count is negative.</exception>
+    public void Update(Tensor nllSum, Tensor tokenCount, long? utf8Bytes = null, long? words = null)
+    {
+        ArgumentNullException.ThrowIfNull(nllSum);
+        ArgumentNullException.ThrowIfNull(tokenCount);
         CheckTextCounts(utf8Bytes, words);
         ThrowIfDisposed();
-        if (result.NllSum.numel() != 1 || result.TokenCount.numel() != 1)
+        if (nllSum.numel() != 1 || tokenCount.numel() != 1)
             throw new ArgumentException(
-                $"LossResult.NllSum and TokenCount must be scalars, got shapes [{string.Join(", ", result.NllSum.shape)}] and [{string.Join(", ", result.TokenCount.shape)}].",
-                nameof(result));
+                $"The NLL sum and the token count must be scalars, got shapes [{string.Join(", ", nllSum.shape)}] and [{string.Join(", ", tokenCount.shape)}].",
+                nameof(nllSum));
+        var device = nllSum.device;
+        if (device.type == DeviceType.META || tokenCount.device.type == DeviceType.META)
+            throw new ArgumentException("The NLL sum and the token count must hold values; tensors on the meta device have none.", nameof(nllSum));
+        if (tokenCount.device.type != device.type || tokenCount.device.index != device.index)
+            throw new ArgumentException(
+                $"The NLL sum and the token count must be on one device, got {device} and {tokenCount.device}.", nameof(tokenCount));
+        MakeRoomForPendingSkip();
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        PinTo(result.NllSum.device);
-        var nll = result.NllSum.reshape(Array.Empty<long>()).to(ScalarType.Float64, _device);
-        var tokens = result.TokenCount.reshape(Array.Empty<long>()).to(ScalarType.Int64, _device);
+        PinTo(device);   // moves the state, values unchanged: harmless if what follows throws
+        var nll = nllSum.detach().reshape(Array.Empty<long>()).to(ScalarType.Float64, _device);
+        var tokens = tokenCount.reshape(Array.Empty<long>()).to(ScalarType.Int64, _device);
         var finite = nll.isfinite();
         var kept = finite.to(ScalarType.Int64);
         var skipped = 1 - kept;
         var delta = stack([tokens * kept, kept * (utf8Bytes ?? 0), kept * (words ?? 0), skipped]);
-        long step = Record(utf8Bytes, words);
-        Fold(nll.masked_fill(finite.logical_not(), 0.0), delta);
-        RecordPendingSkip(skipped * step);
+        var keptNll = nll.masked_fill(finite.logical_not(), 0.0);
+        var skippedStep = skipped * (_updates + 1);
+        Fold(keptNll, delta);
+        _pendingSkips[_pendingCount].copy_(skippedStep);
+        _pendingCount++;
+        Record(utf8Bytes, words);
     }
 
     /// <summary>
@@ -190,8 +227,10 @@ public sealed partial class PerplexityTracker : IDisposable
 
         using var scope = NewDisposeScope();
         long[] delta = finite ? [tokenCount, utf8Bytes ?? 0, words ?? 0, 0] : [0, 0, 0, 1];
+        var nllTensor = tensor(finite ? nllSum : 0.0, ScalarType.Float64, _device);
+        var deltaTensor = tensor(delta, device: _device);
+        Fold(nllTensor, deltaTensor);
         long step = Record(utf8Bytes, words);
-        Fold(tensor(finite ? nllSum : 0.0, ScalarType.Float64, _device), tensor(delta, device: _device));
         if (!finite) LogSkippedUpdate(_logger, step, nllSum);
     }
 
@@ -321,7 +360,7 @@ public sealed partial class PerplexityTracker : IDisposable
 
     private static Tensor Keep(Tensor t) => t.DetachFromDisposeScope();
 
-    /// <summary>Counts the update on the host and returns its 1-based step number.</summary>
+    /// <summary>Counts the update on the host (the last thing an update does) and returns its 1-based step number.</summary>
     private long Record(long? utf8Bytes, long? words)
     {
         int slot = (int)(_windowUpdates % WindowSize);
@@ -335,27 +374,21 @@ public sealed partial class PerplexityTracker : IDisposable
         return ++_updates;
     }
 
-    /// <summary>Adds one update's folded NLL (float64 scalar) and counts (int64 [4]) to the totals and its window slot.</summary>
+    /// <summary>Adds the next update's folded NLL (float64 scalar) and counts (int64 [4]) to the totals and its window slot.</summary>
     private void Fold(Tensor nll, Tensor delta)
     {
         _nllSum.add_(nll);
         _counts.add_(delta);
-        long slot = (_windowUpdates - 1) % WindowSize;
+        long slot = _windowUpdates % WindowSize;
         _windowNll[slot].copy_(nll);
         _windowCounts[slot].copy_(delta);
     }
 
-    private void RecordPendingSkip(Tensor skippedStep)
+    /// <summary>Reads back and logs the pending skip records when the buffer is full, so it never grows.</summary>
+    private void MakeRoomForPendingSkip()
     {
-        if (_pendingCount == _pendingSkips.shape[0])
-        {
-            var grown = Keep(zeros(2 * _pendingCount, ScalarType.Int64, _device));
-            grown[TensorIndex.Slice(0, _pendingCount)].copy_(_pendingSkips);
-            _pendingSkips.Dispose();
-            _pendingSkips = grown;
-        }
-        _pendingSkips[_pendingCount].copy_(skippedStep);
-        _pendingCount++;
+        if (_pendingCount == PendingCapacity)
+            FlushSkipWarnings();
     }
 
     /// <summary>Reads the pending skip records (one device read) and logs the steps of skipped updates.</summary>

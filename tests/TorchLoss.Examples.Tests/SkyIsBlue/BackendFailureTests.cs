@@ -1,6 +1,5 @@
-using System.Diagnostics;
-using System.Reflection;
 using System.Text;
+using TorchLoss.Examples.Tests.Install;
 
 namespace TorchLoss.Examples.Tests.SkyIsBlue;
 
@@ -20,22 +19,11 @@ public sealed class BackendFailureTests : IDisposable
     public void WithoutTheLoaderPatchTheProgramReportsWhyTorchCannotLoad()
     {
         if (!OperatingSystem.IsLinux()) return; // the patch and this failure exist on Linux only
-        string original = Path.Combine(PackageRoot(), "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", Library);
+        string original = Path.Combine(RepositoryPaths.NuGetPackageRoot, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", Library);
         Assert.True(File.Exists(original), $"TorchSharp's library is not in the NuGet cache ({original})");
+        CopyOutput(file => Path.GetFileName(file) == Library ? original : file);
 
-        // A copy of the output with the unpatched library. The host resolves the application's real path, so the
-        // managed files are copied; the large native libraries of libtorch are only linked.
-        string output = AppContext.BaseDirectory;
-        foreach (string file in Directory.EnumerateFiles(output, "*", SearchOption.AllDirectories))
-        {
-            string target = Path.Combine(_dir, Path.GetRelativePath(output, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            if (Path.GetFileName(file) == Library) File.Copy(original, target);
-            else if (new FileInfo(file).Length > 16 << 20) File.CreateSymbolicLink(target, file);
-            else File.Copy(file, target);
-        }
-
-        var (exitCode, text) = RunDotnet(Path.Combine(_dir, "SkyIsBlue.dll"));
+        var (exitCode, text) = RunSkyIsBlue();
 
         if (HostLibStdCxxHas("GLIBCXX_3.4.32"))
         {
@@ -45,30 +33,66 @@ public sealed class BackendFailureTests : IDisposable
         else
         {
             Assert.NotEqual(0, exitCode);
-            Assert.Contains("System.InvalidOperationException: TorchSharp's native backend could not be loaded.", text);
-            Assert.Contains("GLIBCXX_3.4.32", text); // the loader's own reason
-            Assert.Contains("TorchSharp-cpu", text);
-            Assert.Contains("libstdc++6 from GCC 13", text);
+            string message = TorchLossMessage(text);
+            Assert.Contains("GLIBCXX_3.4.32", message); // the loader's own reason
+            Assert.Contains("libstdc++6 from GCC 13", message);
+            Assert.DoesNotContain("TorchSharp-cpu", message); // the backend is there: no advice to add it
         }
     }
 
-    private static (int ExitCode, string Output) RunDotnet(string assembly)
+    [Fact]
+    public void WithoutABackendPackageTheProgramSaysOnlyWhichPackageToAdd()
     {
-        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
-        var start = new ProcessStartInfo(dotnet, [assembly]) { RedirectStandardOutput = true, RedirectStandardError = true };
-        using var process = Process.Start(start)!;
-        var output = new StringBuilder();
-        process.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
+        // An output as a project without TorchSharp-cpu gets it: TorchSharp's own (patched) library, no libtorch.
+        CopyOutput(file => IsLibTorchFile(file) ? null : file);
+
+        var (exitCode, text) = RunSkyIsBlue();
+
+        Assert.NotEqual(0, exitCode);
+        string message = TorchLossMessage(text);
+        Assert.Contains("The application has no libtorch backend", message);
+        Assert.Contains("dotnet add package TorchSharp-cpu", message);
+        Assert.DoesNotContain("GLIBCXX", message);
+        Assert.DoesNotContain("libstdc++", message);
+    }
+
+    /// <summary>TorchBackend's own message in the crash output, without the inner exception TorchSharp wrote.</summary>
+    private static string TorchLossMessage(string output)
+    {
+        const string start = "System.InvalidOperationException: TorchSharp's native backend could not be loaded.";
+        int at = output.IndexOf(start, StringComparison.Ordinal);
+        Assert.True(at >= 0, output);
+        int end = output.IndexOf(" ---> ", at, StringComparison.Ordinal);
+        return output[at..(end < 0 ? output.Length : end)];
+    }
+
+    private static bool IsLibTorchFile(string file) =>
+        Path.GetFullPath(file).Contains($"{Path.DirectorySeparatorChar}native{Path.DirectorySeparatorChar}", StringComparison.Ordinal)
+        && Path.GetFileName(file) != Library && !Path.GetFileName(file).Contains("Skia", StringComparison.OrdinalIgnoreCase)
+        && !Path.GetFileName(file).Contains("HarfBuzz", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Copies this test's output into the temporary folder; <paramref name="source"/> maps each file to the file to copy
+    /// in its place, or null to leave it out. The host resolves the application's real path, so the managed files are
+    /// copied; the large native libraries of libtorch are only linked.
+    /// </summary>
+    private void CopyOutput(Func<string, string?> source)
+    {
+        string output = AppContext.BaseDirectory;
+        foreach (string file in Directory.EnumerateFiles(output, "*", SearchOption.AllDirectories))
         {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail("SkyIsBlue did not finish within 2 minutes");
+            if (source(file) is not { } from) continue;
+            string target = Path.Combine(_dir, Path.GetRelativePath(output, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            if (from != file || new FileInfo(file).Length <= 16 << 20) File.Copy(from, target);
+            else File.CreateSymbolicLink(target, file);
         }
-        process.WaitForExit(); // drains the redirected streams
-        lock (output) return (process.ExitCode, output.ToString());
+    }
+
+    private (int ExitCode, string Output) RunSkyIsBlue()
+    {
+        var result = DotnetProcess.Run(_dir, TimeSpan.FromMinutes(2), Path.Combine(_dir, "SkyIsBlue.dll"));
+        return (result.ExitCode, result.Output);
     }
 
     /// <summary>Whether the loader's libstdc++.so.6 names <paramref name="version"/> (it names every version it defines).</summary>
@@ -77,15 +101,5 @@ public sealed class BackendFailureTests : IDisposable
         string[] dirs = ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"];
         string path = dirs.Select(d => Path.Combine(d, "libstdc++.so.6")).First(File.Exists);
         return File.ReadAllBytes(path).AsSpan().IndexOf(Encoding.ASCII.GetBytes(version + "\0")) >= 0;
-    }
-
-    private static string PackageRoot()
-    {
-        string? recorded = typeof(BackendFailureTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-            .FirstOrDefault(a => a.Key == "NuGetPackageRoot")?.Value;
-        if (!string.IsNullOrEmpty(recorded) && Directory.Exists(recorded)) return recorded;
-        return Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } env
-            ? env
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
     }
 }

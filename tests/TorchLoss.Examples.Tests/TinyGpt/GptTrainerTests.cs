@@ -55,7 +55,7 @@ public sealed class GptTrainerTests
             trainer.TrainStep(source);
             trainer.TrainStep(source);
             Checkpoint.Save(path, trainer, source);
-            Assert.False(File.Exists(path + ".tmp"));
+            Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.*.tmp"));
             var expected = Enumerable.Range(0, 4).Select(_ => trainer.TrainStep(source).Loss).ToArray();
 
             using var resumed = new GptTrainer(copy, options);
@@ -71,6 +71,80 @@ public sealed class GptTrainerTests
         {
             File.Delete(path);
         }
+    }
+
+    [Theory]
+    [InlineData("truncated")]
+    [InlineData("flipped byte")]
+    public void A_damaged_checkpoint_is_refused_and_leaves_the_trainer_as_it_was(string damage)
+    {
+        using var ids = randint(0, Config.VocabSize, [4, 16], generator: new Generator(9));
+        var options = new TrainerOptions { Steps = 6, WarmupSteps = 2, LearningRate = 1e-2 };
+        string path = Path.Combine(Path.GetTempPath(), $"tinygpt-{Guid.NewGuid():N}.bin");
+        try
+        {
+            using var model = NewModel();
+            using var trainer = new GptTrainer(model, options);
+            var source = new FixedBatches([(ids, ids)]);
+            trainer.TrainStep(source);
+            Checkpoint.Save(path, trainer, source);
+            trainer.TrainStep(source);   // now the trainer differs from the checkpoint
+            byte[] bytes = File.ReadAllBytes(path);
+            if (damage == "truncated") bytes = bytes[..(bytes.Length / 2)];
+            else bytes[bytes.Length / 2] ^= 0x5A;
+            File.WriteAllBytes(path, bytes);
+
+            var weightsBefore = model.parameters().Select(p => p.detach().clone()).ToArray();
+            var totalsBefore = trainer.TrainTotals;
+            var error = Assert.Throws<InvalidDataException>(() => Checkpoint.Load(path, trainer, source));
+            Assert.Contains("truncated or damaged", error.Message);
+            Assert.Throws<InvalidDataException>(() => Checkpoint.ReadHeader(path));
+
+            Assert.Equal(2, trainer.Step);
+            Assert.Equal(2, trainer.History.Count);
+            Assert.Equal(totalsBefore, trainer.TrainTotals);
+            Assert.All(model.parameters().Zip(weightsBefore), pair => Assert.True(pair.First.eq(pair.Second).all().item<bool>()));
+            Assert.Equal(3, trainer.TrainStep(source).Step);   // and training goes on from where it was
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void An_atomic_write_that_fails_keeps_the_old_file_and_the_original_error()
+    {
+        string dir = Directory.CreateTempSubdirectory("atomic-").FullName;
+        try
+        {
+            string path = Path.Combine(dir, "summary.json");
+            AtomicFile.WriteAllText(path, "old");
+            var error = Assert.Throws<InvalidOperationException>(() => AtomicFile.Write(path, stream =>
+            {
+                stream.WriteByte(1);
+                throw new InvalidOperationException("disk on fire");
+            }));
+            Assert.Equal("disk on fire", error.Message);
+            Assert.Equal("old", File.ReadAllText(path));
+            Assert.Equal([path], Directory.GetFiles(dir));   // no temporary file left behind
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Generate_restores_the_training_mode(bool training)
+    {
+        using var model = NewModel();
+        model.train(training);
+        using var prompt = tensor(new long[] { 1, 2 }).unsqueeze(0);
+        using var _ = model.Generate(prompt, 3, temperature: 0);
+        Assert.Equal(training, model.training);
     }
 
     [Fact]

@@ -172,6 +172,60 @@ public class PerplexityTrackerTests
     }
 
     [Fact]
+    public void UnreadSkipRecordsStayInABoundedBuffer()
+    {
+        var logger = new RecordingLogger();
+        using var tracker = new PerplexityTracker(logger, windowSize: 3);
+        using var loss = new TokenCrossEntropy();
+        long initial = tracker.PendingSkipBufferLength;
+        for (int step = 1; step <= 2500; step++)   // more than the buffer holds, and never read
+        {
+            using var scope = NewDisposeScope();
+            var logits = zeros(2, 2, ScalarType.Float64);
+            if (step is 5 or 2100) logits[0, 0] = tensor(double.PositiveInfinity);
+            using var result = loss.Compute(logits, zeros(2, ScalarType.Int64));
+            tracker.Update(result);
+            Assert.Equal(initial, tracker.PendingSkipBufferLength);
+        }
+
+        Assert.Contains("step(s) 5;", Assert.Single(logger.Entries).Message);   // read back when the buffer filled
+        Assert.Equal(2, tracker.SkippedBatches);
+        Assert.Equal(2 * 2498, tracker.Tokens);
+        Assert.Equal(2, logger.Entries.Count);
+        Assert.Contains("step(s) 2100;", logger.Entries[1].Message);
+    }
+
+    [Fact]
+    public void AnUpdateThatThrowsChangesNothing()
+    {
+        using var tracker = new PerplexityTracker(windowSize: 2);
+        using (var first = Uniform(4, 2)) tracker.Update(first);
+        var before = tracker.Snapshot();
+        var windowBefore = tracker.WindowSnapshot();
+
+        using (var scope = NewDisposeScope())
+        {
+            var meta = new Device(DeviceType.META);
+            using var onMeta = new LossResult(zeros(1), zeros(Array.Empty<long>(), ScalarType.Float64, meta), zeros(Array.Empty<long>(), ScalarType.Int64, meta), zeros(1));
+            Assert.Throws<ArgumentException>(() => tracker.Update(onMeta));
+            var split = new LossResult(zeros(1), zeros(Array.Empty<long>(), ScalarType.Float64), zeros(Array.Empty<long>(), ScalarType.Int64, meta), zeros(1));
+            Assert.Throws<ArgumentException>(() => tracker.Update(split));
+            var disposed = Uniform(3, 2);
+            disposed.TokenCount.Dispose();
+            Assert.ThrowsAny<Exception>(() => tracker.Update(disposed));
+            Assert.Throws<ArgumentOutOfRangeException>(() => tracker.Update(1.0, 1, utf8Bytes: -1));
+        }
+
+        Assert.Equal(before, tracker.Snapshot());
+        Assert.Equal(windowBefore, tracker.WindowSnapshot());
+        using (var second = Uniform(2, 4)) tracker.Update(second);
+        Assert.Equal(2, tracker.Updates);
+        Assert.Equal(6, tracker.Tokens);
+        Assert.Equal((4 * Math.Log(2) + 2 * Math.Log(4)) / 6, tracker.MeanNll, 12);
+        Assert.Equal(2, tracker.WindowSnapshot().Updates);
+    }
+
+    [Fact]
     public void NonFiniteHostBatchIsSkippedAndLoggedAtOnce()
     {
         var logger = new RecordingLogger();
