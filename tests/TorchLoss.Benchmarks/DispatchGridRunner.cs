@@ -45,14 +45,6 @@ public static class DispatchGridRunner
         foreach (long rows in Rows)
         foreach (long classes in Classes.Where(c => rows * c <= maximumLogits))
         {
-            double predictedRound = secondsPerLogit * rows * classes;
-            if (predictedRound > roundBudgetSeconds)
-            {
-                output.WriteLine(FormattableString.Invariant(
-                    $"| {rows} | {classes} | – | | | | | | | {LoadAverage()} | skipped: one round predicted to take ≈ {predictedRound:F0} s, over the budget of {roundBudgetSeconds} s (--round-budget) |"));
-                output.Flush();
-                continue;
-            }
             long logitBytes = rows * classes * sizeof(float);
             long needed = PeakLogitCopies * logitBytes;
             long available = MemAvailableBytes();
@@ -60,6 +52,14 @@ public static class DispatchGridRunner
             {
                 output.WriteLine(FormattableString.Invariant(
                     $"| {rows} | {classes} | – | | | | | | | {LoadAverage()} | skipped: needs ≈ {Gib(needed):F1} GiB ({PeakLogitCopies} × {Gib(logitBytes):F1} GiB of float32 logits), {Gib(available):F1} GiB available |"));
+                output.Flush();
+                continue;
+            }
+            double predictedRound = secondsPerLogit * rows * classes;
+            if (predictedRound > roundBudgetSeconds)
+            {
+                output.WriteLine(FormattableString.Invariant(
+                    $"| {rows} | {classes} | – | | | | | | | {LoadAverage()} | skipped: one round predicted to take ≈ {predictedRound:F0} s, over the budget of {roundBudgetSeconds} s (--round-budget) |"));
                 output.Flush();
                 continue;
             }
