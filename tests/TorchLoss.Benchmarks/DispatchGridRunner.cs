@@ -34,8 +34,9 @@ public static class DispatchGridRunner
     /// Points whose round (one call of each variant) is predicted to take longer, from the speed of the largest
     /// point measured so far, are skipped: on a busy shared machine the largest points can take hours.
     /// </param>
-    /// <param name="maximumLogits">Only points with N·V up to this are measured (the small ones, where fixed costs decide).</param>
-    public static void Run(TextWriter output, double roundBudgetSeconds, long maximumLogits = long.MaxValue)
+    /// <param name="minimumLogits">Only points with N·V from this on are measured.</param>
+    /// <param name="maximumLogits">Only points with N·V up to this are measured (e.g. the small ones, where fixed costs decide).</param>
+    public static void Run(TextWriter output, double roundBudgetSeconds, long minimumLogits = 0, long maximumLogits = long.MaxValue)
     {
         output.WriteLine($"# dispatch grid, eps={Epsilon}, 10% ignored, round budget {roundBudgetSeconds} s; load average at start: {LoadAverage()}");
         output.WriteLine("| N | V | Auto picks | fused ms | libtorch ms | Auto ms | fused / libtorch | Auto / faster | rounds | load avg (1 min) | note |");
@@ -43,7 +44,7 @@ public static class DispatchGridRunner
         double secondsPerLogit = 0;
         long largestMeasured = 0;
         foreach (long rows in Rows)
-        foreach (long classes in Classes.Where(c => rows * c <= maximumLogits))
+        foreach (long classes in Classes.Where(c => rows * c >= minimumLogits && rows * c <= maximumLogits))
         {
             long logitBytes = rows * classes * sizeof(float);
             long needed = PeakLogitCopies * logitBytes;
