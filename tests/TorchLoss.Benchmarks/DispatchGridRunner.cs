@@ -16,8 +16,8 @@ public static class DispatchGridRunner
     public static readonly long[] Classes = [2, 65, 1000, 32000, 128000];
 
     private const double Epsilon = 0.1;
-    private const int Repetitions = 5;
-    private const double MinimumSeconds = 10;
+    private const int Repetitions = 3;
+    private const double MinimumSeconds = 15;
 
     /// <summary>
     /// Peak bytes of the slower (libtorch) path as a multiple of the float32 logits: the logits, the log-probabilities,
@@ -29,13 +29,22 @@ public static class DispatchGridRunner
     private const long HeadroomBytes = 3L << 30;
 
     /// <summary>Measures every grid point and prints a Markdown table, with the load average per point.</summary>
-    public static void Run(TextWriter output)
+    /// <param name="output">Where the table goes.</param>
+    /// <param name="roundBudgetSeconds">
+    /// Points whose round (one call of each variant) is predicted to take longer, from the speed of the largest
+    /// point measured so far, are skipped: on a busy shared machine the largest points can take hours.
+    /// </param>
+    /// <param name="minimumLogits">Only points with N·V from this on are measured.</param>
+    /// <param name="maximumLogits">Only points with N·V up to this are measured (e.g. the small ones, where fixed costs decide).</param>
+    public static void Run(TextWriter output, double roundBudgetSeconds, long minimumLogits = 0, long maximumLogits = long.MaxValue)
     {
-        output.WriteLine($"# dispatch grid, eps={Epsilon}, 10% ignored; load average at start: {LoadAverage()}");
+        output.WriteLine($"# dispatch grid, eps={Epsilon}, 10% ignored, round budget {roundBudgetSeconds} s; load average at start: {LoadAverage()}");
         output.WriteLine("| N | V | Auto picks | fused ms | libtorch ms | Auto ms | fused / libtorch | Auto / faster | rounds | load avg (1 min) | note |");
         output.WriteLine("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+        double secondsPerLogit = 0;
+        long largestMeasured = 0;
         foreach (long rows in Rows)
-        foreach (long classes in Classes)
+        foreach (long classes in Classes.Where(c => rows * c >= minimumLogits && rows * c <= maximumLogits))
         {
             long logitBytes = rows * classes * sizeof(float);
             long needed = PeakLogitCopies * logitBytes;
@@ -47,14 +56,29 @@ public static class DispatchGridRunner
                 output.Flush();
                 continue;
             }
-            MeasurePoint(rows, classes, output);
+            double predictedRound = secondsPerLogit * rows * classes;
+            if (predictedRound > roundBudgetSeconds)
+            {
+                output.WriteLine(FormattableString.Invariant(
+                    $"| {rows} | {classes} | – | | | | | | | {LoadAverage()} | skipped: one round predicted to take ≈ {predictedRound:F0} s, over the budget of {roundBudgetSeconds} s (--round-budget) |"));
+                output.Flush();
+                continue;
+            }
+            double roundSeconds = MeasurePoint(rows, classes, output);
+            if (rows * classes > largestMeasured)
+            {
+                // Large points are memory-bound: their time per logit predicts larger ones; small points' does not.
+                largestMeasured = rows * classes;
+                secondsPerLogit = roundSeconds / largestMeasured;
+            }
             GC.Collect();
             GC.WaitForPendingFinalizers();
         }
         output.WriteLine($"# load average at end: {LoadAverage()}");
     }
 
-    private static void MeasurePoint(long rows, long classes, TextWriter output)
+    /// <summary>Measures one point, prints its row and returns the median seconds of one round.</summary>
+    private static double MeasurePoint(long rows, long classes, TextWriter output)
     {
         using var workload = new CrossEntropyWorkload(rows, classes, Epsilon);
         Variant[] variants =
@@ -71,6 +95,7 @@ public static class DispatchGridRunner
         output.WriteLine(FormattableString.Invariant(
             $"| {rows} | {classes} | {(workload.AutoPicksFused ? "fused" : "libtorch")} | {fused:F2} | {libTorch:F2} | {auto:F2} | {fusedToLibTorch:F3} | {autoToFaster:F3} | {times[0].Count} | {LoadAverage()} | |"));
         output.Flush();
+        return (fused + libTorch + auto) / 1000;
     }
 
     private static double Gib(long bytes) => bytes / (double)(1L << 30);

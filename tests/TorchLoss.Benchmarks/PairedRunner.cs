@@ -30,13 +30,14 @@ public static class PairedRunner
     }
 
     /// <summary>
-    /// Runs every variant once to warm up (JIT, allocator, thread pools), then in rotating-order rounds: at least
+    /// Runs every variant twice to warm up (JIT, allocator, thread pools), then in rotating-order rounds: at least
     /// <paramref name="repetitions"/>, more for cheap workloads (up to about <paramref name="minimumSeconds"/> of rounds,
     /// at most 41), so their medians are as stable as the slow ones'. Returns the milliseconds of each variant per round.
     /// </summary>
     public static List<double>[] Time(IReadOnlyList<Variant> variants, object workload, int repetitions, double minimumSeconds)
     {
         var times = variants.Select(_ => new List<double>()).ToArray();
+        foreach (var v in variants) v.Run(workload); // the first call of each compiles and allocates
         var warmUp = Stopwatch.StartNew();
         foreach (var v in variants) v.Run(workload);
         double roundSeconds = Math.Max(warmUp.Elapsed.TotalSeconds, 1e-3);

@@ -7,7 +7,7 @@ using TorchLoss.Benchmarks;
 // Modes (see the README's performance section):
 //   --paired [--quick]   interleaved paired timings in one process: the target cases (--quick) or also the grid
 //   --paired --threshold  the small-vocabulary scan behind the automatic backend's threshold
-//   --paired --dispatch-grid  fused vs libtorch vs Auto over N × V: the evidence for Auto's size rule
+//   --paired --dispatch-grid [--round-budget S] [--min-logits L] [--max-logits L]  fused vs libtorch vs Auto over N × V: the evidence for Auto's size rule
 //   --memory [--quick]   peak resident memory per variant, each in its own child process
 //   anything else        BenchmarkDotNet, e.g. --filter '*TargetCase*' (add --quick for fewer iterations)
 if (MemoryRunner.TryRunAsChild(args)) return;
@@ -18,7 +18,13 @@ Console.WriteLine($"# {Environment.ProcessorCount} logical cores, {System.Runtim
     $"{System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, TorchSharp threads {TorchSharp.torch.get_num_threads()}");
 if (args.Contains("--paired") && args.Contains("--dispatch-grid"))
 {
-    DispatchGridRunner.Run(Console.Out);
+    string? Option(string name) => Array.IndexOf(args, name) is int at and >= 0 ? args[at + 1] : null;
+    var invariant = System.Globalization.CultureInfo.InvariantCulture;
+    DispatchGridRunner.Run(
+        Console.Out,
+        Option("--round-budget") is { } budget ? double.Parse(budget, invariant) : 600,
+        Option("--min-logits") is { } least ? long.Parse(least, invariant) : 0,
+        Option("--max-logits") is { } most ? long.Parse(most, invariant) : long.MaxValue);
     return;
 }
 if (args.Contains("--paired"))

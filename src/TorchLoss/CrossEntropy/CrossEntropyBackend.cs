@@ -4,9 +4,9 @@ namespace TorchLoss;
 public enum CrossEntropyBackend
 {
     /// <summary>
-    /// The fused kernel for contiguous CPU float32 logits with a vocabulary large enough for it to be faster
-    /// (the threshold was measured; see the README's performance section), libtorch otherwise (accelerators,
-    /// other dtypes, small vocabularies).
+    /// The fused kernel for contiguous CPU float32 logits of the sizes where it was measured to be faster (the
+    /// size-aware dispatch grid in the README's performance section), libtorch otherwise (accelerators, other
+    /// dtypes, a single class).
     /// </summary>
     Auto,
 
@@ -17,8 +17,8 @@ public enum CrossEntropyBackend
     /// The fused CPU kernel: one pass per row computes the loss and writes the gradient, so only the gradient
     /// is stored instead of the log-softmax and the gradient. Float16/bfloat16 logits are computed in float32;
     /// logits on another device are rejected with an <see cref="ArgumentException"/>, and so are soft (probability)
-    /// targets, which <see cref="Auto"/> sends to libtorch; class weights are supported. Its gradient is precomputed,
-    /// so it supports first-order gradients only: for double backward (<c>create_graph</c>) choose <see cref="LibTorch"/>.
+    /// targets, which <see cref="Auto"/> sends to libtorch; class weights are supported. Its gradient is precomputed;
+    /// a backward with <c>create_graph</c> recomputes it from libtorch operators, so higher derivatives are right too.
     /// </summary>
     Fused,
 }

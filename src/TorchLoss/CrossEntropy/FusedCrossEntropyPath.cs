@@ -10,12 +10,28 @@ namespace TorchLoss;
 /// </summary>
 internal static class FusedCrossEntropyPath
 {
-    /// <summary>
-    /// From this class count on, <see cref="CrossEntropyBackend.Auto"/> uses the fused kernel. Measured with the
-    /// benchmark's threshold scan (V = 2 … 1024 at 2^22 logits): the fused kernel was faster than the libtorch path
-    /// at every size from 2 classes up, so only the degenerate single-class case stays on libtorch.
-    /// </summary>
+    /// <summary>Below this class count <see cref="CrossEntropyBackend.Auto"/> always uses libtorch (one class is degenerate).</summary>
     public const long AutoMinimumClasses = 2;
+
+    /// <summary>
+    /// <see cref="CrossEntropyBackend.Auto"/>'s size rule for contiguous CPU float32 logits [<paramref name="rows"/>, <paramref name="classes"/>]:
+    /// true where the fused kernel was measured to be faster than the libtorch path.
+    /// </summary>
+    /// <remarks>
+    /// Evidence: the benchmark's <c>--paired --dispatch-grid</c> (N ∈ {64, 512, 4096, 32768} × V ∈ {2, 65, 1000, 32000, 128000},
+    /// table in the README's "Size-aware dispatch") and <c>--paired --threshold</c> (V = 2 … 1024 at 2^22 logits).
+    /// The kernel took 0.03–0.7× the libtorch path's time at every point but one region: two classes and tens of
+    /// thousands of rows (N = 32768, V = 2: 1.03–1.30× in four runs), where the kernel's per-row work (two passes,
+    /// exp and log calls for two values) outweighs libtorch's log-softmax vectorised across rows, while the data is
+    /// still small enough to sit in cache. With fewer rows fixed costs decide (the kernel's are lower), with more the
+    /// memory traffic does (the kernel's is lower: at 2^21 rows of two classes it took 0.1–0.5×).
+    /// </remarks>
+    public static bool AutoPrefersFused(long rows, long classes)
+    {
+        if (classes < AutoMinimumClasses) return false;
+        bool binaryWithManyRows = classes == 2 && rows >= 16_384 && rows < 1L << 20;
+        return !binaryWithManyRows;
+    }
 
     /// <summary>Whether the fused kernel computes the loss of <paramref name="logits"/> [N, C] under <paramref name="backend"/>.</summary>
     /// <exception cref="ArgumentException">The fused backend is forced for logits it cannot handle.</exception>
@@ -37,7 +53,7 @@ internal static class FusedCrossEntropyPath
                 return logits.device_type == DeviceType.CPU
                     && logits.dtype == ScalarType.Float32
                     && logits.is_contiguous()
-                    && logits.shape[1] >= AutoMinimumClasses;
+                    && AutoPrefersFused(logits.shape[0], logits.shape[1]);
         }
     }
 

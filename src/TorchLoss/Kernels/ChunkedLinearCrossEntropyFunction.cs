@@ -75,10 +75,7 @@ internal sealed class ChunkedLinearCrossEntropyFunction : autograd.SingleTensorF
         }
         else if (call.PerRow)
         {
-            long rows = hidden.shape[0];
-            (gradHidden, gradWeight, gradBias) = Sweep(
-                hidden, weight, bias, targets, counted, call, (long)ctx.get_data("chunkRows"), wanted, 1.0, factor.contiguous(),
-                new double[rows], new double[rows], new double[rows]);
+            (gradHidden, gradWeight, gradBias) = SweepAgain(1.0, factor.contiguous());
         }
         else
         {
@@ -88,10 +85,7 @@ internal sealed class ChunkedLinearCrossEntropyFunction : autograd.SingleTensorF
             }
             else
             {
-                long rows = hidden.shape[0];
-                (gradHidden, gradWeight, gradBias) = Sweep(
-                    hidden, weight, bias, targets, counted, call, (long)ctx.get_data("chunkRows"), wanted, call.Scale, null,
-                    new double[rows], new double[rows], new double[rows]);
+                (gradHidden, gradWeight, gradBias) = SweepAgain(call.Scale, null);
             }
             // loss.backward() passes 1 and leaves the gradients as they are.
             if (factor.ToDouble() != 1.0)
@@ -100,6 +94,14 @@ internal sealed class ChunkedLinearCrossEntropyFunction : autograd.SingleTensorF
             }
         }
         return [Outer(gradHidden), Outer(gradWeight), Outer(gradBias), null!, null!, null!, null!];
+
+        // The losses were computed in forward; this sweep is for the gradients.
+        (Tensor?, Tensor?, Tensor?) SweepAgain(double gradientScale, Tensor? rowScale)
+        {
+            long rows = hidden.shape[0];
+            return Sweep(hidden, weight, bias, targets, counted, call, (long)ctx.get_data("chunkRows"), wanted, gradientScale, rowScale,
+                new double[rows], new double[rows], new double[rows]);
+        }
     }
 
     private static Tensor? OwnView(Tensor? stored) => stored is null ? null : FusedCrossEntropyFunction.OwnView(stored);

@@ -67,6 +67,23 @@ public class FusedCrossEntropyTests
         Assert.True(FusedCrossEntropyPath.IsSelected(zeros(4, 3), CrossEntropyBackend.Fused));
     }
 
+    [Theory]
+    [InlineData(64, 2, true)]
+    [InlineData(4096, 2, true)]
+    [InlineData(32768, 2, false)]   // the one grid region where libtorch was faster
+    [InlineData(1L << 21, 2, true)] // memory-bound again: the threshold scan
+    [InlineData(32768, 65, true)]
+    [InlineData(64, 128000, true)]
+    [InlineData(32768, 1000, true)]
+    [InlineData(100, 1, false)]
+    public void AutoFollowsTheMeasuredDispatchGrid(long rows, long classes, bool fused)
+    {
+        Assert.Equal(fused, FusedCrossEntropyPath.AutoPrefersFused(rows, classes));
+        using var scope = NewDisposeScope();
+        var logits = empty([rows, classes]); // pages never touched: no memory cost
+        Assert.Equal(fused, FusedCrossEntropyPath.IsSelected(logits, CrossEntropyBackend.Auto));
+    }
+
     [Fact]
     public void ForcedFusedRejectsOtherDevicesByName()
     {
