@@ -115,7 +115,7 @@ internal sealed class ChunkedLinearCrossEntropyFunction : autograd.SingleTensorF
     {
         var logits = nn.functional.linear(hidden, weight, bias);
         var gradLogits = CrossEntropyGradientExpression.Build(
-            logits, targets, counted, call.Epsilon, call.ZLossWeight, call.PerRow ? factor.unsqueeze(1) : factor * call.Scale);
+            logits, targets, counted, call.Epsilon, call.ZLossWeight, call.PerRow ? factor.unsqueeze(1) : factor * call.Scale, call.ClassWeights);
         return (
             wanted.Hidden ? gradLogits.mm(weight) : null,
             wanted.Weight ? gradLogits.t().mm(hidden) : null,

@@ -103,7 +103,7 @@ internal sealed class FusedCrossEntropyFunction : autograd.SingleTensorFunction<
         if (is_grad_enabled())
         {
             // create_graph: the stored gradient has no graph, so recompute it differentiably.
-            result = CrossEntropyGradientExpression.Build(logits, targets, counted, call.Epsilon, call.ZLossWeight, call.PerRow ? factor : factor * call.Scale);
+            result = CrossEntropyGradientExpression.Build(logits, targets, counted, call.Epsilon, call.ZLossWeight, call.PerRow ? factor : factor * call.Scale, call.ClassWeights);
         }
         else
         {

@@ -12,21 +12,24 @@ public class FusedGradientGraphTests
     private const long Rows = 12;
     private const long Classes = 37;
 
-    public static TheoryData<nn.Reduction, double, SmoothingKind, double, bool> Options() => new()
+    public static TheoryData<nn.Reduction, double, SmoothingKind, double, bool, bool> Options() => new()
     {
-        // reduction, ε, smoothing, z-loss, loss mask
-        { nn.Reduction.Mean, 0, SmoothingKind.Uniform, 0, false },
-        { nn.Reduction.Mean, 0.1, SmoothingKind.Uniform, 1e-3, true },
-        { nn.Reduction.Sum, 0.6, SmoothingKind.OtherClasses, 0, false },
-        { nn.Reduction.None, 0.2, SmoothingKind.Uniform, 1e-2, true },
+        // reduction, ε, smoothing, z-loss, loss mask, class weights
+        { nn.Reduction.Mean, 0, SmoothingKind.Uniform, 0, false, false },
+        { nn.Reduction.Mean, 0.1, SmoothingKind.Uniform, 1e-3, true, false },
+        { nn.Reduction.Sum, 0.6, SmoothingKind.OtherClasses, 0, false, false },
+        { nn.Reduction.None, 0.2, SmoothingKind.Uniform, 1e-2, true, false },
+        { nn.Reduction.Mean, 0.1, SmoothingKind.Uniform, 1e-3, true, true },
+        { nn.Reduction.None, 0.6, SmoothingKind.OtherClasses, 0, false, true },
     };
 
     [Theory]
     [MemberData(nameof(Options))]
-    public void FusedSecondDerivativesMatchLibTorch(nn.Reduction reduction, double epsilon, SmoothingKind kind, double zLoss, bool withMask)
+    public void FusedSecondDerivativesMatchLibTorch(nn.Reduction reduction, double epsilon, SmoothingKind kind, double zLoss, bool withMask, bool weighted)
     {
         using var scope = NewDisposeScope();
-        var options = new CrossEntropyOptions { Reduction = reduction, LabelSmoothing = epsilon, Smoothing = kind, ZLossWeight = zLoss };
+        double[]? weights = weighted ? Enumerable.Range(0, (int)Classes).Select(c => 0.25 + (c * 7 % 11) / 5.0).ToArray() : null;
+        var options = new CrossEntropyOptions { Reduction = reduction, LabelSmoothing = epsilon, Smoothing = kind, ZLossWeight = zLoss, ClassWeights = weights };
         var logits = TestTensors.Logits([Rows, Classes], ScalarType.Float64, seed: 21);
         var target = TestTensors.Targets([Rows], Classes, seed: 22, ignoreFraction: 0.2);
         var mask = withMask ? rand([Rows], generator: new Generator(23)).gt(0.3) : null;
