@@ -51,12 +51,18 @@ public static class Program
         var topK = IntOption("--top-k", "Sample among the k most likely tokens (0 = all).", d.TopK);
         var fusedHead = new Option<bool>("--fused-head") { Description = "Fuse the output head with the loss (TorchLoss's ChunkedLinearCrossEntropy): the [B, T, V] logits are never materialised, which saves memory and time with GPT-2's 50,257-token vocabulary." };
         var threads = IntOption("--threads", "Torch intra-op threads (0 = one per core).", d.Threads);
+        var distillFrom = new Option<string?>("--distill-from") { Description = "source: train on the embedded corpus's exact next-character distributions as soft targets (TorchLoss's DistillationLoss, forward KL) and log CE(source, model) = H(source) + KL(source‖model) at every evaluation. With --distill-alpha 1 it trains on hard labels and only measures." };
+        distillFrom.AcceptOnlyFromAmong("source");
+        var teacher = new Option<string?>("--teacher") { Description = "Distil from the trained TinyLM run in DIR (its checkpoint.bin; same corpus and tokenizer) into this run's model.", HelpName = "DIR" };
+        var distillAlpha = RealOption("--distill-alpha", "When distilling, weight α of the hard-label loss: α·CE + (1 − α)·τ²·KL (0 = soft targets only).", d.DistillAlpha);
+        var distillTemperature = RealOption("--distill-temperature", "When distilling, temperature τ > 0 softening teacher and student (--temperature is the sampling temperature).", d.DistillTemperature);
 
         var root = new RootCommand("TinyLM: train a tiny GPT language model with TorchLoss and watch its loss and perplexity fall.")
         {
             corpus, tokenizer, layers, heads, dim, context, batch, accumulation, steps, lr, minLr, warmup, weightDecay, gradClip,
             dropout, labelSmoothing, smoothing, zLoss, seed, evalInterval, evalBatch, logInterval, checkpointInterval, outDir,
             resume, stopAfter, compareBuiltin, prompt, sampleTokens, temperature, topK, fusedHead, threads,
+            distillFrom, teacher, distillAlpha, distillTemperature,
         };
         root.SetAction(r =>
         {
@@ -71,6 +77,7 @@ public static class Program
                 CheckpointInterval = r.GetValue(checkpointInterval), Out = r.GetValue(outDir)!, Resume = r.GetValue(resume),
                 StopAfter = r.GetValue(stopAfter), CompareBuiltin = r.GetValue(compareBuiltin), Prompt = r.GetValue(prompt),
                 SampleTokens = r.GetValue(sampleTokens), Temperature = r.GetValue(temperature), TopK = r.GetValue(topK), FusedHead = r.GetValue(fusedHead), Threads = r.GetValue(threads),
+                DistillFrom = r.GetValue(distillFrom), Teacher = r.GetValue(teacher), DistillAlpha = r.GetValue(distillAlpha), DistillTemperature = r.GetValue(distillTemperature),
             };
             var problems = options.Validate();
             if (problems.Count > 0)
