@@ -52,7 +52,7 @@ public sealed class DistillationRun : IDisposable
             if (data.Source is not { } source || options.Tokenizer != "char")
                 throw new CorpusException("--distill-from source needs the embedded corpus with the char tokenizer: only there is the true next-character distribution known.");
             var teacher = new SourceTeacher(source, data.Tokenizer, data.VocabularySize);
-            log.LogInformation("distilling from the source's exact next-character distributions: α = {Alpha} (hard labels), τ = {Tau}", options.DistillAlpha, options.DistillTemperature);
+            log.LogInformation("distilling from the source's exact next-character distributions: hard-label weight α = {Alpha}, τ = {Tau}", options.DistillAlpha, options.DistillTemperature);
             return new DistillationRun("source", null, new DistillationTrainingLoss(batch => teacher.Logits(batch.Ids), options.DistillAlpha, distillation, options.LossOptions));
         }
 
@@ -68,7 +68,7 @@ public sealed class DistillationRun : IDisposable
                 $"this run needs vocabulary {data.VocabularySize} (same corpus and tokenizer) and a context of at least {options.Context}.");
         }
         model.eval();
-        log.LogInformation("distilling from the teacher in {Path} ({Layers} layers, {Dim} dims, {Params:N0} parameters): α = {Alpha} (hard labels), τ = {Tau}",
+        log.LogInformation("distilling from the teacher in {Path} ({Layers} layers, {Dim} dims, {Params:N0} parameters): hard-label weight α = {Alpha}, τ = {Tau}",
             path, model.Config.Layers, model.Config.Dim, model.ParameterCount, options.DistillAlpha, options.DistillTemperature);
         return new DistillationRun("teacher", model, new DistillationTrainingLoss(batch => model.forward(batch.Ids), options.DistillAlpha, distillation, options.LossOptions));
     }
