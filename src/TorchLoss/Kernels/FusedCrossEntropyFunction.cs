@@ -68,25 +68,8 @@ internal sealed class FusedCrossEntropyFunction : autograd.SingleTensorFunction<
         return tensor(SumInOrder(rowLoss) * call.Scale, logits.dtype);
     }
 
-    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
-    {
-        var saved = ctx.get_saved_variables();
-        if (saved.Count == 0 || saved[0] is null)
-            throw new InvalidOperationException("The fused cross-entropy ran without a gradient (no_grad or logits without requires_grad), so it cannot backpropagate.");
-        var gradient = saved[0];
-        if (grad_output.dim() == 0)
-        {
-            // The common case, loss.backward(), passes 1: hand the stored gradient over without touching it.
-            // Otherwise scale in place: a second backward through the same graph then fails in libtorch's
-            // saved-variable version check instead of silently using a scaled gradient.
-            if (grad_output.ToDouble() != 1.0) gradient.mul_(grad_output.to(gradient.dtype));
-        }
-        else
-        {
-            gradient.mul_(grad_output.to(gradient.dtype).unsqueeze(1));
-        }
-        return [gradient, null!, null!, null!];
-    }
+    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output) =>
+        [PrecomputedGradient.Scaled(ctx, grad_output, "cross-entropy"), null!, null!, null!];
 
     /// <summary>
     /// Runs <see cref="FusedCrossEntropyKernel"/> on tensors: logits [R, K], targets [R], counted [R] (CPU, contiguous),

@@ -73,24 +73,8 @@ internal sealed class FusedDistillationFunction : autograd.SingleTensorFunction<
         return tensor(call.KlSum * call.LossFactor * call.Scale, student.dtype);
     }
 
-    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
-    {
-        var saved = ctx.get_saved_variables();
-        if (saved.Count == 0 || saved[0] is null)
-            throw new InvalidOperationException("The fused distillation ran without a gradient (no_grad or student logits without requires_grad), so it cannot backpropagate.");
-        var gradient = saved[0];
-        if (grad_output.dim() == 0)
-        {
-            // loss.backward() passes 1: hand the stored gradient over untouched; otherwise scale in place, so a second
-            // backward through the same graph fails in libtorch's version check instead of using a scaled gradient.
-            if (grad_output.ToDouble() != 1.0) gradient.mul_(grad_output.to(gradient.dtype));
-        }
-        else
-        {
-            gradient.mul_(grad_output.to(gradient.dtype).unsqueeze(1));
-        }
-        return [gradient, null!, null!, null!];
-    }
+    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output) =>
+        [PrecomputedGradient.Scaled(ctx, grad_output, "distillation"), null!, null!, null!];
 
     private static unsafe void RunKernel<T>(
         Tensor student, Tensor teacher, Tensor counted, Tensor? gradient, double[] rowKl, double[] rowEntropy, double[] rowCrossEntropy,
