@@ -53,12 +53,18 @@ public static class Program
         var threads = IntOption("--threads", "Torch intra-op threads (0 = one per core).", d.Threads);
         var initFrom = new Option<string?>("--init-from") { Description = "Start from these weights: safetensors or a PyTorch state_dict (nanoGPT names, e.g. from --export). The shape comes from the config.json beside them (else from the weights and --heads) and replaces --layers/--heads/--dim/--context.", HelpName = "FILE" };
         var export = new Option<string?>("--export") { Description = "After training, write the model for PyTorch/nanoGPT into this folder: model.safetensors, model.pt (state_dict), config.json, and meta.json for --tokenizer char.", HelpName = "DIR" };
+        var distillFrom = new Option<string?>("--distill-from") { Description = "source: train on the embedded corpus's exact next-character distributions as soft targets (TorchLoss's DistillationLoss, forward KL) and log CE(source, model) = H(source) + KL(source‖model) at every evaluation. With --distill-alpha 1 it trains on hard labels and only measures." };
+        distillFrom.AcceptOnlyFromAmong("source");
+        var teacher = new Option<string?>("--teacher") { Description = "Distil from the trained TinyLM run in DIR (its checkpoint.bin; same corpus and tokenizer) into this run's model.", HelpName = "DIR" };
+        var distillAlpha = RealOption("--distill-alpha", "When distilling, weight α of the hard-label loss: α·CE + (1 − α)·τ²·KL (0 = soft targets only).", d.DistillAlpha);
+        var distillTemperature = RealOption("--distill-temperature", "When distilling, temperature τ > 0 softening teacher and student (--temperature is the sampling temperature).", d.DistillTemperature);
 
         var root = new RootCommand("TinyLM: train a tiny GPT language model with TorchLoss and watch its loss and perplexity fall.")
         {
             corpus, tokenizer, layers, heads, dim, context, batch, accumulation, steps, lr, minLr, warmup, weightDecay, gradClip,
             dropout, labelSmoothing, smoothing, zLoss, seed, evalInterval, evalBatch, logInterval, checkpointInterval, outDir,
             resume, stopAfter, compareBuiltin, prompt, sampleTokens, temperature, topK, fusedHead, threads, initFrom, export,
+            distillFrom, teacher, distillAlpha, distillTemperature,
         };
         root.SetAction(r =>
         {
@@ -74,6 +80,7 @@ public static class Program
                 StopAfter = r.GetValue(stopAfter), CompareBuiltin = r.GetValue(compareBuiltin), Prompt = r.GetValue(prompt),
                 SampleTokens = r.GetValue(sampleTokens), Temperature = r.GetValue(temperature), TopK = r.GetValue(topK), FusedHead = r.GetValue(fusedHead), Threads = r.GetValue(threads),
                 InitFrom = r.GetValue(initFrom), Export = r.GetValue(export),
+                DistillFrom = r.GetValue(distillFrom), Teacher = r.GetValue(teacher), DistillAlpha = r.GetValue(distillAlpha), DistillTemperature = r.GetValue(distillTemperature),
             };
             var problems = options.Validate();
             if (problems.Count > 0)

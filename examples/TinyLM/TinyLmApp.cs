@@ -76,6 +76,7 @@ public static class TinyLmApp
                     options.Context, source.WindowedFloor(options.Context), source.Order - 1, source.Order);
             }
 
+            using var distillation = DistillationRun.Create(options, data, log);
             manual_seed(options.Seed);
             using var model = new Gpt(config);
             if (init is not null)
@@ -98,7 +99,7 @@ public static class TinyLmApp
                 return BuiltinComparison.Run(options, model, trainerOptions, data, outDir, log, output);
 
             using var fusedLoss = options.FusedHead ? new FusedHeadTrainingLoss(options.LossOptions) : null;
-            using var trainer = new GptTrainer(model, trainerOptions, fusedLoss);
+            using var trainer = new GptTrainer(model, trainerOptions, (ITrainingLoss?)fusedLoss ?? distillation?.Loss);
             using var batches = new RandomWindowBatches(data.Train, options.EffectiveBatch, options.Context, (ulong)options.Seed);
             string fingerprint = options.Fingerprint();
             if (options.Resume)
@@ -125,11 +126,14 @@ public static class TinyLmApp
                 CheckpointPath = checkpoint,
                 StopAfterStep = options.StopAfter,
                 Metadata = fingerprint,
+                OnEvaluation = distillation is null ? null : (step, _) => distillation.OnEvaluation(step, log),
             });
 
             var final = trainer.Step == trainerOptions.Steps && trainer.LastEvaluation is { } last
                 ? last
                 : trainer.Evaluate(validation);
+            if (trainer.LastEvaluation != final)
+                distillation?.OnEvaluation(trainer.Step, log);
             if (trainer.Step < trainerOptions.Steps)
                 log.LogInformation("stopped after step {Step} of {Steps}; continue with the same options and --resume", trainer.Step, trainerOptions.Steps);
 
@@ -140,7 +144,7 @@ public static class TinyLmApp
             output.WriteLine(samples);
             output.WriteLine("---");
 
-            MetricsCsv.Write(Path.Combine(outDir, "metrics.csv"), trainer.History);
+            MetricsCsv.Write(Path.Combine(outDir, "metrics.csv"), trainer.History, distillation?.Columns());
             var floor = data.Source is { } s ? (s.EntropyRate, "entropy rate H") : ((double, string)?)null;
             if (trainer.History.Count > 0)
                 LossChart.Write(Path.Combine(outDir, "loss.png"), trainer.History, $"TinyLM on {Describe(options)}", floor);
@@ -151,6 +155,7 @@ public static class TinyLmApp
             }
 
             var summary = Summarize(trainer, final, data, options, model);
+            distillation?.Summarize(summary.Extra, options);
             if (data.Source is { } src)
             {
                 double windowed = src.WindowedFloor(options.Context);

@@ -108,6 +108,21 @@ public sealed record TinyLmOptions
     /// <summary>Fuse the output head with the loss (<see cref="ChunkedLinearCrossEntropy"/>): the logits are never materialised.</summary>
     public bool FusedHead { get; init; }
 
+    /// <summary>"source": distil from the embedded corpus's exact next-character distributions; null = no distillation from the source.</summary>
+    public string? DistillFrom { get; init; }
+
+    /// <summary>Output folder of a trained TinyLM run whose checkpoint is the distillation teacher; null = none.</summary>
+    public string? Teacher { get; init; }
+
+    /// <summary>Weight α of the hard-label cross-entropy when distilling: α·CE + (1 − α)·τ²·KL (0 = soft targets only).</summary>
+    public double DistillAlpha { get; init; }
+
+    /// <summary>Distillation temperature τ, applied to teacher and student logits (not the sampling temperature).</summary>
+    public double DistillTemperature { get; init; } = 1.0;
+
+    /// <summary>Whether the run distils (from the source or a teacher).</summary>
+    public bool Distilling => DistillFrom is not null || Teacher is not null;
+
     /// <summary>Intra-op threads for torch (0 = torch's default, one per core).</summary>
     public int Threads { get; init; }
 
@@ -183,6 +198,9 @@ public sealed record TinyLmOptions
         InRange("--temperature", Temperature, 0, double.PositiveInfinity);
         AtLeast("--top-k", TopK, 0);
         AtLeast("--threads", Threads, 0);
+        if (!(DistillAlpha >= 0 && DistillAlpha <= 1))
+            problems.Add($"--distill-alpha must be in [0, 1], got {DistillAlpha.ToString(CultureInfo.InvariantCulture)}.");
+        InRange("--distill-temperature", DistillTemperature, 0, double.PositiveInfinity, includeMinimum: false);
         return problems;
     }
 
@@ -195,5 +213,6 @@ public sealed record TinyLmOptions
         $"layers={Layers}", $"heads={Heads}", $"dim={Dim}", $"context={Context}", $"batch={EffectiveBatch}", $"accumulation={Accumulation}",
         $"steps={EffectiveSteps}", $"lr={EffectiveLearningRate:R}", $"min-lr={MinLearningRate:R}", $"warmup={Warmup}", $"weight-decay={WeightDecay:R}",
         $"grad-clip={GradClip:R}", $"dropout={Dropout:R}", $"label-smoothing={LabelSmoothing:R}", $"smoothing={Smoothing}", $"z-loss={ZLoss:R}",
-        $"seed={Seed}", $"eval-interval={EffectiveEvalInterval}");
+        $"seed={Seed}", $"eval-interval={EffectiveEvalInterval}") +
+        (Distilling ? $" distill-from={DistillFrom ?? Path.GetFullPath(Teacher!)} distill-alpha={DistillAlpha:R} distill-temperature={DistillTemperature:R}" : "");
 }

@@ -9,10 +9,12 @@ using TorchLoss.Benchmarks;
 //   --paired --threshold  the small-vocabulary scan behind the automatic backend's threshold
 //   --paired --dispatch-grid [--round-budget S] [--min-logits L] [--max-logits L]  fused vs libtorch vs Auto over N × V: the evidence for Auto's size rule
 //   --memory [--quick]   peak resident memory per variant, each in its own child process
+//   --distill             with --paired or --memory: the forward-KL distillation cases instead of cross-entropy
 //   anything else        BenchmarkDotNet, e.g. --filter '*TargetCase*' (add --quick for fewer iterations)
 if (MemoryRunner.TryRunAsChild(args)) return;
 bool quick = args.Contains("--quick");
-var cases = args.Contains("--threshold") ? Cases.ThresholdScan().ToList()
+var cases = args.Contains("--distill") ? Cases.DistillationTargets()
+    : args.Contains("--threshold") ? Cases.ThresholdScan().ToList()
     : quick ? Cases.Targets() : Cases.Targets().Concat(Cases.Grid()).ToList();
 Console.WriteLine($"# {Environment.ProcessorCount} logical cores, {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}, " +
     $"{System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, TorchSharp threads {TorchSharp.torch.get_num_threads()}");

@@ -31,6 +31,23 @@ public static class Cases
             new("chunked", w => ((LinearCrossEntropyWorkload)w).Chunked()),
         ]);
 
+    /// <summary>Forward-KL distillation composed from torch's operators vs <see cref="DistillationLoss"/>'s fused kernel and composed path.</summary>
+    public static Case Distillation(long rows, long classes) => new(
+        $"Distill N={rows} V={classes}",
+        () => new DistillationWorkload(rows, classes),
+        [
+            new("composed", w => ((DistillationWorkload)w).Composed()),
+            new("TorchLoss fused", w => ((DistillationWorkload)w).TorchLossFused()),
+            new("TorchLoss libtorch", w => ((DistillationWorkload)w).TorchLossLibTorch()),
+        ]);
+
+    /// <summary>The distillation target case (N = 4096, V = 32000) and a small vocabulary.</summary>
+    public static IReadOnlyList<Case> DistillationTargets() =>
+    [
+        Distillation(4096, 32000),
+        Distillation(49152, 65),
+    ];
+
     /// <summary>The three cases the issue sets targets for.</summary>
     public static IReadOnlyList<Case> Targets() =>
     [
@@ -59,6 +76,6 @@ public static class Cases
 
     /// <summary>Finds a case by its exact name.</summary>
     public static Case Find(string name) =>
-        Targets().Concat(Grid()).Concat(ThresholdScan()).FirstOrDefault(c => c.Name == name)
+        Targets().Concat(Grid()).Concat(ThresholdScan()).Concat(DistillationTargets()).FirstOrDefault(c => c.Name == name)
         ?? throw new ArgumentException($"Unknown case '{name}'.", nameof(name));
 }

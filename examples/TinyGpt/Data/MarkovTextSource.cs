@@ -107,6 +107,35 @@ public sealed class MarkovTextSource
         return text.ToString();
     }
 
+    /// <summary>
+    /// The exact distribution of the character after <paramref name="history"/>: the chain's transition from its last
+    /// k characters, or, when it holds fewer (the start of a window, which begins at a stationary point), the
+    /// stationary conditional P(next | those j characters) = count(history + next) / count(history) of the circular seed.
+    /// </summary>
+    /// <exception cref="ArgumentException">The source never emits <paramref name="history"/>'s last characters.</exception>
+    public (char[] Next, double[] Probabilities) NextDistribution(string history)
+    {
+        ArgumentNullException.ThrowIfNull(history);
+        if (history.Length >= Order)
+        {
+            string context = history[^Order..];
+            return transitions.TryGetValue(context, out var row)
+                ? row
+                : throw new ArgumentException($"The source never emits the context '{context}'.", nameof(history));
+        }
+        string circle = seed + seed[..(history.Length + 1)];
+        var counts = new SortedDictionary<char, int>();
+        for (int i = 0; i < seed.Length; i++)
+        {
+            if (string.CompareOrdinal(circle, i, history, 0, history.Length) == 0)
+                counts[circle[i + history.Length]] = counts.GetValueOrDefault(circle[i + history.Length]) + 1;
+        }
+        if (counts.Count == 0)
+            throw new ArgumentException($"The source never emits '{history}'.", nameof(history));
+        double total = counts.Values.Sum();
+        return (counts.Keys.ToArray(), counts.Values.Select(c => c / total).ToArray());
+    }
+
     /// <summary>Σ log P(x_t | the k characters before it) over t = k … end: the exact log-likelihood of <paramref name="text"/> after its first k characters.</summary>
     /// <exception cref="ArgumentException">The text contains a transition the source never makes.</exception>
     public double LogLikelihood(string text)

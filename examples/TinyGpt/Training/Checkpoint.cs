@@ -132,6 +132,33 @@ public static class Checkpoint
         return payload.ToArray();
     }
 
+    /// <summary>
+    /// The trained model alone from a checkpoint written by <see cref="Save"/> (e.g. a teacher for distillation); the
+    /// optimiser state, counters and random generators stored beside it are read and discarded.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is not a TinyGpt checkpoint.</exception>
+    public static Gpt LoadModel(string path)
+    {
+        using var reader = new BinaryReader(File.OpenRead(path), System.Text.Encoding.UTF8);
+        var (config, _) = ReadHeader(reader, path);
+        reader.ReadBytes(reader.ReadInt32());
+        reader.ReadBytes(reader.ReadInt32());
+        var model = new Gpt(config);
+        try
+        {
+            // The optimiser state can only be read by an optimiser over the same parameters; it is thrown away with it.
+            using (var trainer = new GptTrainer(model, new TrainerOptions()))
+                trainer.LoadState(reader);
+            model.load(reader);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
     private static (GptConfig, string) ReadHeader(BinaryReader reader, string path)
     {
         ReadMagic(reader, path);

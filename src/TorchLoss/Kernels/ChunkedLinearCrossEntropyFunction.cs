@@ -79,7 +79,7 @@ internal sealed class ChunkedLinearCrossEntropyFunction : autograd.SingleTensorF
         }
         else
         {
-            if (FusedCrossEntropyFunction.TakeStoredGradient(ctx))
+            if (PrecomputedGradient.Take(ctx))
             {
                 (gradHidden, gradWeight, gradBias) = (OwnView(saved[5]), OwnView(saved[6]), OwnView(saved[7]));
             }
@@ -104,7 +104,7 @@ internal sealed class ChunkedLinearCrossEntropyFunction : autograd.SingleTensorF
         }
     }
 
-    private static Tensor? OwnView(Tensor? stored) => stored is null ? null : FusedCrossEntropyFunction.OwnView(stored);
+    private static Tensor? OwnView(Tensor? stored) => stored is null ? null : PrecomputedGradient.OwnView(stored);
 
     /// <summary>
     /// The gradients as libtorch expressions of the inputs, for a backward that records a graph (<c>create_graph</c>):

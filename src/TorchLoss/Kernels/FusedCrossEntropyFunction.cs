@@ -107,9 +107,9 @@ internal sealed class FusedCrossEntropyFunction : autograd.SingleTensorFunction<
         }
         else
         {
-            if (TakeStoredGradient(ctx))
+            if (PrecomputedGradient.Take(ctx))
             {
-                result = OwnView(stored);
+                result = PrecomputedGradient.OwnView(stored);
             }
             else
             {
@@ -123,23 +123,6 @@ internal sealed class FusedCrossEntropyFunction : autograd.SingleTensorFunction<
         return [result.MoveToOuterDisposeScope(), null!, null!, null!];
     }
 
-    /// <summary>
-    /// True the first time a first-order backward asks for the gradient stored in forward; later calls (backward
-    /// again through a retained graph) must compute a new one. Autograd may keep a handed-over gradient as the
-    /// input's <c>.grad</c> and accumulate into it in place, so it cannot be handed over twice.
-    /// </summary>
-    internal static bool TakeStoredGradient(autograd.AutogradContext ctx)
-    {
-        if (ctx.get_data("gradientTaken") is true) return false;
-        ctx.save_data("gradientTaken", true);
-        return true;
-    }
-
-    /// <summary>
-    /// A tensor on the memory of <paramref name="stored"/> (no copy) with its own version counter: what autograd or
-    /// this backward later does to it in place does not invalidate the saved variable, whose values are no longer used.
-    /// </summary>
-    internal static Tensor OwnView(Tensor stored) => empty(0, stored.dtype, stored.device).set_(stored);
 
     /// <summary>
     /// Runs <see cref="FusedCrossEntropyKernel"/> on tensors: logits [R, K], targets [R], counted [R] (CPU, contiguous),

@@ -115,5 +115,68 @@ internal static class RowPrimitives
         for (; i < values.Length; i++) values[i] = values[i] * scale + shift;
     }
 
+    /// <summary>e = exp((x − shift)·scale); returns Σ e. <paramref name="e"/> may be <paramref name="x"/>'s memory.</summary>
+    public static T ShiftedExpSum<T>(ReadOnlySpan<T> x, T shift, T scale, Span<T> e) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (scale == T.One) return ShiftedExpSum(x, shift, e);
+        TensorPrimitives.Subtract(x, shift, e);
+        TensorPrimitives.Multiply(e, scale, e);
+        if (typeof(T) == typeof(float))
+            TensorPrimitives.Exp(MemoryMarshal.Cast<T, float>(e), MemoryMarshal.Cast<T, float>(e));
+        else if (typeof(T) == typeof(double))
+            TensorPrimitives.Exp(MemoryMarshal.Cast<T, double>(e), MemoryMarshal.Cast<T, double>(e));
+        else
+            TensorPrimitives.Exp<T>(e, e);
+        return Sum<T>(e);
+    }
+
+    /// <summary>
+    /// Σ w·(x − shift) over the entries where w ≠ 0: a weight of 0 contributes nothing even where x is −∞
+    /// (0·log 0 = 0), while a positive weight on x = −∞ gives −∞.
+    /// </summary>
+    public static T WeightedShiftedSum<T>(ReadOnlySpan<T> weights, ReadOnlySpan<T> x, T shift) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T sum = T.Zero;
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && weights.Length >= Vector<T>.Count)
+        {
+            var w = MemoryMarshal.Cast<T, Vector<T>>(weights);
+            var v = MemoryMarshal.Cast<T, Vector<T>>(x[..weights.Length]);
+            var h = new Vector<T>(shift);
+            Vector<T> a0 = Vector<T>.Zero, a1 = Vector<T>.Zero;
+            int k = 0;
+            for (; k + 2 <= w.Length; k += 2)
+            {
+                a0 += Vector.ConditionalSelect(Vector.Equals(w[k], Vector<T>.Zero), Vector<T>.Zero, w[k] * (v[k] - h));
+                a1 += Vector.ConditionalSelect(Vector.Equals(w[k + 1], Vector<T>.Zero), Vector<T>.Zero, w[k + 1] * (v[k + 1] - h));
+            }
+            for (; k < w.Length; k++)
+                a0 += Vector.ConditionalSelect(Vector.Equals(w[k], Vector<T>.Zero), Vector<T>.Zero, w[k] * (v[k] - h));
+            sum = Vector.Sum(a0 + a1);
+            i = w.Length * Vector<T>.Count;
+        }
+        for (; i < weights.Length; i++)
+        {
+            if (weights[i] != T.Zero) sum += weights[i] * (x[i] - shift);
+        }
+        return sum;
+    }
+
+    /// <summary>values[i] = values[i]·a − other[i]·b.</summary>
+    public static void ScaledDifference<T>(Span<T> values, T a, ReadOnlySpan<T> other, T b) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && values.Length >= Vector<T>.Count)
+        {
+            var v = MemoryMarshal.Cast<T, Vector<T>>(values);
+            var o = MemoryMarshal.Cast<T, Vector<T>>(other[..values.Length]);
+            var va = new Vector<T>(a);
+            var vb = new Vector<T>(b);
+            for (int k = 0; k < v.Length; k++) v[k] = v[k] * va - o[k] * vb;
+            i = v.Length * Vector<T>.Count;
+        }
+        for (; i < values.Length; i++) values[i] = values[i] * a - other[i] * b;
+    }
+
     private static T Max<T>(T a, T b) where T : IFloatingPointIeee754<T> => b > a ? b : a;
 }

@@ -1,0 +1,100 @@
+using TorchLoss;
+using static TorchSharp.torch;
+
+namespace TinyGpt;
+
+/// <summary>
+/// Knowledge distillation for <see cref="GptTrainer"/>: α·CE(labels, model) + (1 − α)·τ²·KL(teacher‖model), with
+/// TorchLoss's <see cref="CausalLMLoss"/> for the hard labels and <see cref="DistillationLoss"/> for the teacher's
+/// distributions at the same positions (position t predicts token t+1). The reported NLL stays the hard-label one,
+/// so validation loss and perplexity mean what they always do; the distillation totals are kept separately for
+/// training (<see cref="TrainingTotals"/>) and for evaluation passes (<see cref="TakeEvaluationTotals"/>).
+/// </summary>
+public sealed class DistillationTrainingLoss : ITrainingLoss, IDisposable
+{
+    private readonly CausalLMLoss hard;
+    private readonly DistillationLoss soft;
+    private readonly Func<TrainingBatch, Tensor> teacherLogits;
+    private readonly double alpha;
+    private DistillationTotals evaluationTotals = DistillationTotals.Zero;
+
+    /// <summary>Creates the loss.</summary>
+    /// <param name="teacherLogits">The teacher's logits [B, T, V] for a batch, aligned with the model's (no gradient needed).</param>
+    /// <param name="alpha">Weight α in [0, 1] of the hard-label cross-entropy; 0 = distillation only, 1 = hard labels only (the totals are still measured).</param>
+    /// <param name="distillation">Temperature and divergence; the reduction must be <c>Mean</c> (the trainer normalises).</param>
+    /// <param name="hardLabels">Options of the hard-label loss (smoothing, z-loss).</param>
+    public DistillationTrainingLoss(Func<TrainingBatch, Tensor> teacherLogits, double alpha, DistillationOptions? distillation = null, CrossEntropyOptions? hardLabels = null)
+    {
+        ArgumentNullException.ThrowIfNull(teacherLogits);
+        if (double.IsNaN(alpha) || alpha < 0 || alpha > 1)
+            throw new ArgumentException($"alpha must be in [0, 1], got {alpha}.", nameof(alpha));
+        if (distillation?.Reduction == nn.Reduction.None)
+            throw new ArgumentException("The trainer normalises the loss itself; the distillation reduction must be Mean or Sum, not None.", nameof(distillation));
+        this.teacherLogits = teacherLogits;
+        this.alpha = alpha;
+        hard = new CausalLMLoss(hardLabels);
+        soft = new DistillationLoss(distillation);
+    }
+
+    /// <summary>The distillation totals of every training micro-batch so far.</summary>
+    public DistillationTotals TrainingTotals { get; private set; } = DistillationTotals.Zero;
+
+    /// <summary>Returns the totals of the evaluation batches since the previous call (a whole validation pass) and starts anew.</summary>
+    public DistillationTotals TakeEvaluationTotals()
+    {
+        var totals = evaluationTotals;
+        evaluationTotals = DistillationTotals.Zero;
+        return totals;
+    }
+
+    /// <inheritdoc />
+    public (Tensor Loss, Tensor NllSum) Compute(Gpt model, TrainingBatch batch, long normalizer)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(batch);
+        using var scope = NewDisposeScope();
+        var logits = model.forward(batch.Ids);
+        Tensor teacher;
+        using (no_grad())
+            teacher = teacherLogits(batch);
+        // A term of weight 0 is computed on detached logits: its totals are still wanted, its graph is not.
+        var hardResult = hard.Compute(alpha == 0 ? logits.detach() : logits, batch.Labels, batch.LossMask, normalizer);
+        var softResult = soft.Compute(alpha == 1 ? logits.detach() : logits, teacher, CountedPositions(batch), normalizer);
+        var loss = alpha switch
+        {
+            0 => softResult.Loss,
+            1 => hardResult.Loss,
+            _ => alpha * hardResult.Loss + (1 - alpha) * softResult.Loss,
+        };
+        var totals = new DistillationTotals(softResult.TeacherEntropySum.item<double>(), softResult.CrossEntropySum.item<double>(),
+            softResult.KlDivergenceSum.item<double>(), softResult.PositionCount.item<long>());
+        if (model.training)
+            TrainingTotals = TrainingTotals.Add(totals);
+        else
+            evaluationTotals = evaluationTotals.Add(totals);
+        return (loss.MoveToOuterDisposeScope(), hardResult.NllSum.MoveToOuterDisposeScope());
+    }
+
+    /// <inheritdoc />
+    public long CountTokens(TrainingBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        return CausalLMLoss.CountTokens(batch.Labels, batch.LossMask, hard.Options.IgnoreIndex);
+    }
+
+    /// <summary>The positions the hard-label loss counts: t where label t+1 is learned (the last position never).</summary>
+    private Tensor CountedPositions(TrainingBatch batch)
+    {
+        var next = batch.Labels[.., 1..].ne(hard.Options.IgnoreIndex);
+        if (batch.LossMask is { } mask)
+            next = next.logical_and(mask[.., 1..]);
+        return cat([next, zeros(batch.Labels.shape[0], 1, ScalarType.Bool, next.device)], 1);
+    }
+
+    /// <summary>Disposes the loss modules.</summary>
+    public void Dispose()
+    {
+        hard.Dispose();
+        soft.Dispose();
+    }
+}
