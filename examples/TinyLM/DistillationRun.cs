@@ -2,6 +2,7 @@ using System.Globalization;
 using Microsoft.Extensions.Logging;
 using TinyGpt;
 using TorchLoss;
+using TorchLoss.Metrics;
 
 namespace TinyLM;
 
@@ -71,6 +72,14 @@ public sealed class DistillationRun : IDisposable
         log.LogInformation("distilling from the teacher in {Path} ({Layers} layers, {Dim} dims, {Params:N0} parameters): hard-label weight α = {Alpha}, τ = {Tau}",
             path, model.Config.Layers, model.Config.Dim, model.ParameterCount, options.DistillAlpha, options.DistillTemperature);
         return new DistillationRun("teacher", model, new DistillationTrainingLoss(batch => model.forward(batch.Ids), options.DistillAlpha, distillation, options.LossOptions));
+    }
+
+    /// <summary>Adds one validation batch (scored once by the trainer's evaluator) to the current evaluation's totals.</summary>
+    public void Observe(EvaluationBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        // The evaluator owns these tensors: wrap them for the loss, never dispose them here.
+        Loss.Observe(batch.Logits, new TrainingBatch(batch.Labels, batch.Labels, batch.LossMask));
     }
 
     /// <summary>Takes the totals of the evaluation pass that just ended, logs CE = H + KL and keeps them for metrics.csv.</summary>

@@ -127,11 +127,12 @@ public static class TinyLmApp
                 StopAfterStep = options.StopAfter,
                 Metadata = fingerprint,
                 OnEvaluation = distillation is null ? null : (step, _) => distillation.OnEvaluation(step, log),
+                OnValidationBatch = distillation is null ? null : distillation.Observe,
             });
 
             var final = trainer.Step == trainerOptions.Steps && trainer.LastEvaluation is { } last
                 ? last
-                : trainer.Evaluate(validation);
+                : trainer.Evaluate(validation, distillation is null ? null : distillation.Observe);
             if (trainer.LastEvaluation != final)
                 distillation?.OnEvaluation(trainer.Step, log);
             if (trainer.Step < trainerOptions.Steps)

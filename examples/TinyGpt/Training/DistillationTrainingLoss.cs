@@ -1,4 +1,5 @@
 using TorchLoss;
+using TorchLoss.Metrics;
 using static TorchSharp.torch;
 
 namespace TinyGpt;
@@ -66,14 +67,33 @@ public sealed class DistillationTrainingLoss : ITrainingLoss, IDisposable
             1 => hardResult.Loss,
             _ => alpha * hardResult.Loss + (1 - alpha) * softResult.Loss,
         };
-        var totals = new DistillationTotals(softResult.TeacherEntropySum.item<double>(), softResult.CrossEntropySum.item<double>(),
-            softResult.KlDivergenceSum.item<double>(), softResult.PositionCount.item<long>());
+        var totals = Totals(softResult);
         if (model.training)
             TrainingTotals = TrainingTotals.Add(totals);
         else
             evaluationTotals = evaluationTotals.Add(totals);
         return (loss.MoveToOuterDisposeScope(), hardResult.NllSum.MoveToOuterDisposeScope());
     }
+
+    /// <summary>
+    /// Adds one evaluation batch to the evaluation totals, from logits the caller already has (e.g. the batch a
+    /// <see cref="PerplexityEvaluator"/> scored), so a validation pass runs the model once for every metric.
+    /// </summary>
+    /// <param name="logits">The model's logits [B, T, V] for <paramref name="batch"/>'s ids.</param>
+    /// <param name="batch">The ids, the unshifted labels and the mask of the positions to count (label t+1 counted at t).</param>
+    public void Observe(Tensor logits, TrainingBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(logits);
+        ArgumentNullException.ThrowIfNull(batch);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var result = soft.Compute(logits.detach(), teacherLogits(batch), CountedPositions(batch));
+        evaluationTotals = evaluationTotals.Add(Totals(result));
+    }
+
+    private static DistillationTotals Totals(DistillationResult result) => new(
+        result.TeacherEntropySum.item<double>(), result.CrossEntropySum.item<double>(),
+        result.KlDivergenceSum.item<double>(), result.PositionCount.item<long>());
 
     /// <inheritdoc />
     public long CountTokens(TrainingBatch batch)

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using TorchLoss.Metrics;
 
 namespace TinyGpt;
 
@@ -22,4 +23,10 @@ public sealed record FitOptions
 
     /// <summary>Called after every validation pass with the step it followed.</summary>
     public Action<int, EvaluationResult>? OnEvaluation { get; init; }
+
+    /// <summary>
+    /// Called with every batch of a validation pass over a <see cref="ValidationText"/> (its logits, ids and scored
+    /// positions), so other metrics can use the same model pass; the tensors are valid only during the call.
+    /// </summary>
+    public Action<EvaluationBatch>? OnValidationBatch { get; init; }
 }

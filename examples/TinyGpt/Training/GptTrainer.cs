@@ -181,7 +181,7 @@ public sealed class GptTrainer : IDisposable
     /// from the same pass.
     /// </summary>
     /// <exception cref="ArgumentException">The text's windows are longer than the model's context.</exception>
-    public EvaluationResult Evaluate(ValidationText text)
+    public EvaluationResult Evaluate(ValidationText text, Action<EvaluationBatch>? onBatch = null)
     {
         ArgumentNullException.ThrowIfNull(text);
         if (text.Evaluator.ContextLength > Model.Config.ContextLength)
@@ -192,7 +192,11 @@ public sealed class GptTrainer : IDisposable
         try
         {
             using var calibration = new CalibrationTracker(text.Calibration);
-            var totals = text.Evaluator.Evaluate(Model.forward, text.Tokens, onBatch: b => calibration.UpdateCausal(b.Logits, b.Labels, b.LossMask));
+            var totals = text.Evaluator.Evaluate(Model.forward, text.Tokens, onBatch: b =>
+            {
+                calibration.UpdateCausal(b.Logits, b.Labels, b.LossMask);
+                onBatch?.Invoke(b);
+            });
             return new EvaluationResult(totals, watch.Elapsed.TotalSeconds, calibration.Snapshot());
         }
         finally
@@ -203,7 +207,7 @@ public sealed class GptTrainer : IDisposable
 
     /// <summary>
     /// Trains as <see cref="Fit(IBatchSource, Func{IEnumerable{TrainingBatch}}?, FitOptions?)"/> does, evaluating on
-    /// the whole of <paramref name="validation"/> with <see cref="Evaluate(ValidationText)"/>.
+    /// the whole of <paramref name="validation"/> with <see cref="Evaluate(ValidationText, Action{EvaluationBatch})"/>.
     /// </summary>
     /// <param name="source">Training micro-batches.</param>
     /// <param name="validation">The validation text.</param>
@@ -211,7 +215,7 @@ public sealed class GptTrainer : IDisposable
     public void Fit(IBatchSource source, ValidationText validation, FitOptions? fit = null)
     {
         ArgumentNullException.ThrowIfNull(validation);
-        Fit(source, () => Evaluate(validation), fit);
+        Fit(source, () => Evaluate(validation, fit?.OnValidationBatch), fit);
     }
 
     /// <summary>
