@@ -61,18 +61,7 @@ internal static class FusedCrossEntropyKernel
         }
         var args = new Arguments<T>(
             logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, rowGradientScale, classWeights, (int)classes, epsilon, zLossWeight, gradientScale, weightTotal);
-        long rowsPerTask = Math.Max(1, ElementsPerTask / classes);
-        long tasks = (rows + rowsPerTask - 1) / rowsPerTask;
-        if (tasks == 1)
-        {
-            RunRows(args, 0, rows);
-            return;
-        }
-        KernelParallel.For(tasks, task =>
-        {
-            long first = task * rowsPerTask;
-            RunRows(args, first, Math.Min(rows, first + rowsPerTask));
-        });
+        KernelParallel.ForRows(rows, classes, ElementsPerTask, (first, end) => RunRows(args, first, end));
     }
 
     private static unsafe void RunRows<T>(Arguments<T> a, long firstRow, long endRow) where T : unmanaged, IFloatingPointIeee754<T>

@@ -43,18 +43,7 @@ internal static class FusedDistillationKernel
         if (classes <= 0 || classes > int.MaxValue)
             throw new ArgumentOutOfRangeException(nameof(classes), classes, "The class count must be in [1, 2^31).");
         var args = new Arguments<T>(student, teacher, counted, gradient, rowKl, rowEntropy, rowCrossEntropy, (int)classes, temperature, gradientScale);
-        long rowsPerTask = Math.Max(1, ElementsPerTask / classes);
-        long tasks = (rows + rowsPerTask - 1) / rowsPerTask;
-        if (tasks == 1)
-        {
-            RunRows(args, 0, rows);
-            return;
-        }
-        KernelParallel.For(tasks, task =>
-        {
-            long first = task * rowsPerTask;
-            RunRows(args, first, Math.Min(rows, first + rowsPerTask));
-        });
+        KernelParallel.ForRows(rows, classes, ElementsPerTask, (first, end) => RunRows(args, first, end));
     }
 
     private static unsafe void RunRows<T>(Arguments<T> a, long firstRow, long endRow) where T : unmanaged, IFloatingPointIeee754<T>

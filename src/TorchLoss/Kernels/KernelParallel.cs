@@ -22,4 +22,20 @@ internal static class KernelParallel
         }
         Parallel.For(0L, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
     }
+
+    /// <summary>
+    /// Splits <paramref name="rows"/> rows of <paramref name="rowLength"/> elements into tasks of about
+    /// <paramref name="elementsPerTask"/> elements (whole rows, at least one) and runs <paramref name="body"/>(first, end)
+    /// for each range, so small inputs stay on the calling thread and large ones use every allowed thread.
+    /// </summary>
+    public static void ForRows(long rows, long rowLength, long elementsPerTask, Action<long, long> body)
+    {
+        long rowsPerTask = Math.Max(1, elementsPerTask / Math.Max(1, rowLength));
+        long tasks = (rows + rowsPerTask - 1) / rowsPerTask;
+        For(tasks, task =>
+        {
+            long first = task * rowsPerTask;
+            body(first, Math.Min(rows, first + rowsPerTask));
+        });
+    }
 }
