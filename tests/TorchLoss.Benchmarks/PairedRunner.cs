@@ -34,6 +34,9 @@ public static class PairedRunner
     /// <paramref name="repetitions"/>, more for cheap workloads (up to about <paramref name="minimumSeconds"/> of rounds,
     /// at most 41), so their medians are as stable as the slow ones'. Returns the milliseconds of each variant per round.
     /// </summary>
+    private const int WarmUpCalls = 200;
+    private const double WarmUpSeconds = 0.5;
+
     public static List<double>[] Time(IReadOnlyList<Variant> variants, object workload, int repetitions, double minimumSeconds)
     {
         var times = variants.Select(_ => new List<double>()).ToArray();
@@ -41,6 +44,15 @@ public static class PairedRunner
         var warmUp = Stopwatch.StartNew();
         foreach (var v in variants) v.Run(workload);
         double roundSeconds = Math.Max(warmUp.Elapsed.TotalSeconds, 1e-3);
+        // .NET first runs a method as unoptimised tier-0 code and recompiles it optimised only after about 30 calls
+        // and a short delay; cheap cases must get there before they are timed, or the managed kernels are measured
+        // unoptimised (several times slower) against libtorch's native code. Expensive cases reach it on the spot
+        // (loops are optimised while they run), so the warm-up stops after half a second.
+        for (int call = 0; call < WarmUpCalls && warmUp.Elapsed.TotalSeconds < WarmUpSeconds; call++)
+        {
+            foreach (var v in variants) v.Run(workload);
+            if (call % 16 == 15) Thread.Sleep(20);   // gives the background compiler its turn
+        }
         int rounds = Math.Clamp((int)Math.Ceiling(minimumSeconds / roundSeconds), repetitions, MaximumRepetitions);
         for (int r = 0; r < rounds; r++)
         {
