@@ -17,6 +17,7 @@ public sealed class CrossEntropyWorkload : IDisposable
     private readonly TokenCrossEntropy _auto;
     private readonly TokenCrossEntropy _libTorch;
     private readonly TokenCrossEntropy _fused;
+    private readonly TokenCrossEntropy _fusedControl;
     private readonly double _epsilon;
 
     /// <summary>Allocates the inputs (seeded) and the modules.</summary>
@@ -33,10 +34,26 @@ public sealed class CrossEntropyWorkload : IDisposable
         _auto = new TokenCrossEntropy(options);
         _libTorch = new TokenCrossEntropy(options with { Backend = CrossEntropyBackend.LibTorch });
         _fused = new TokenCrossEntropy(options with { Backend = CrossEntropyBackend.Fused });
+        _fusedControl = new TokenCrossEntropy(options with { Backend = CrossEntropyBackend.Fused });
     }
 
     /// <summary>Whether <see cref="CrossEntropyBackend.Auto"/> computes these logits with the fused kernel.</summary>
     public bool AutoPicksFused => FusedCrossEntropyPath.IsSelected(_logits, CrossEntropyBackend.Auto);
+
+    /// <summary>
+    /// Microseconds per call of <see cref="CrossEntropyBackend.Auto"/>'s decision alone on these logits: all that
+    /// Auto runs besides the path it picks.
+    /// </summary>
+    public double AutoDecisionMicroseconds(int calls = 100_000)
+    {
+        bool picked = false;
+        for (int i = 0; i < 1000; i++) picked ^= FusedCrossEntropyPath.IsSelected(_logits, CrossEntropyBackend.Auto);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; i < calls; i++) picked ^= FusedCrossEntropyPath.IsSelected(_logits, CrossEntropyBackend.Auto);
+        double microseconds = sw.Elapsed.TotalMicroseconds / calls;
+        GC.KeepAlive(picked);
+        return microseconds;
+    }
 
     /// <summary>libtorch's <c>cross_entropy</c> with <c>ignore_index</c> and <c>label_smoothing</c>, then backward.</summary>
     public void BuiltIn()
@@ -54,6 +71,12 @@ public sealed class CrossEntropyWorkload : IDisposable
 
     /// <summary>TorchLoss forced onto the fused kernel, then backward.</summary>
     public void TorchLossFused() => ForwardBackward(_fused);
+
+    /// <summary>
+    /// The same call as <see cref="TorchLossFused"/> through a second module instance: timed beside it, an A/A
+    /// comparison that shows how far two runs of identical code differ in the benchmark.
+    /// </summary>
+    public void TorchLossFusedControl() => ForwardBackward(_fusedControl);
 
     private void ForwardBackward(TokenCrossEntropy loss)
     {
@@ -92,5 +115,6 @@ public sealed class CrossEntropyWorkload : IDisposable
         _auto.Dispose();
         _libTorch.Dispose();
         _fused.Dispose();
+        _fusedControl.Dispose();
     }
 }

@@ -39,8 +39,8 @@ public static class DispatchGridRunner
     public static void Run(TextWriter output, double roundBudgetSeconds, long minimumLogits = 0, long maximumLogits = long.MaxValue)
     {
         output.WriteLine($"# dispatch grid, eps={Epsilon}, 10% ignored, round budget {roundBudgetSeconds} s; load average at start: {LoadAverage()}");
-        output.WriteLine("| N | V | Auto picks | fused ms | libtorch ms | Auto ms | fused / libtorch | Auto / faster | rounds | load avg (1 min) | note |");
-        output.WriteLine("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+        output.WriteLine("| N | V | Auto picks | fused ms | libtorch ms | Auto ms | fused / libtorch | Auto / faster | A/A: fused / fused | Auto's decision / faster | rounds | load avg (1 min) | note |");
+        output.WriteLine("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
         double secondsPerLogit = 0;
         long largestMeasured = 0;
         foreach (long rows in Rows)
@@ -52,7 +52,7 @@ public static class DispatchGridRunner
             if (needed > available - HeadroomBytes)
             {
                 output.WriteLine(FormattableString.Invariant(
-                    $"| {rows} | {classes} | – | | | | | | | {LoadAverage()} | skipped: needs ≈ {Gib(needed):F1} GiB ({PeakLogitCopies} × {Gib(logitBytes):F1} GiB of float32 logits), {Gib(available):F1} GiB available |"));
+                    $"| {rows} | {classes} | – | | | | | | | | | {LoadAverage()} | skipped: needs ≈ {Gib(needed):F1} GiB ({PeakLogitCopies} × {Gib(logitBytes):F1} GiB of float32 logits), {Gib(available):F1} GiB available |"));
                 output.Flush();
                 continue;
             }
@@ -60,7 +60,7 @@ public static class DispatchGridRunner
             if (predictedRound > roundBudgetSeconds)
             {
                 output.WriteLine(FormattableString.Invariant(
-                    $"| {rows} | {classes} | – | | | | | | | {LoadAverage()} | skipped: one round predicted to take ≈ {predictedRound:F0} s, over the budget of {roundBudgetSeconds} s (--round-budget) |"));
+                    $"| {rows} | {classes} | – | | | | | | | | | {LoadAverage()} | skipped: one round predicted to take ≈ {predictedRound:F0} s, over the budget of {roundBudgetSeconds} s (--round-budget) |"));
                 output.Flush();
                 continue;
             }
@@ -86,14 +86,19 @@ public static class DispatchGridRunner
             new("fused", w => ((CrossEntropyWorkload)w).TorchLossFused()),
             new("libtorch", w => ((CrossEntropyWorkload)w).TorchLossLibTorch()),
             new("auto", w => ((CrossEntropyWorkload)w).TorchLoss()),
+            new("fused (control)", w => ((CrossEntropyWorkload)w).TorchLossFusedControl()),
         ];
         var times = PairedRunner.Time(variants, workload, Repetitions, MinimumSeconds);
         double fused = PairedRunner.Median(times[0]), libTorch = PairedRunner.Median(times[1]), auto = PairedRunner.Median(times[2]);
         var faster = fused <= libTorch ? times[0] : times[1];
         double fusedToLibTorch = PairedRunner.Median(times[0].Zip(times[1], (a, b) => a / b));
         double autoToFaster = PairedRunner.Median(times[2].Zip(faster, (a, b) => a / b));
+        // Identical code on both sides: the spread of this column over the grid is the noise of "Auto / faster".
+        double control = PairedRunner.Median(times[3].Zip(times[0], (a, b) => a / b));
+        // What Auto adds to the path it picks is the decision; timed alone, as a share of the faster path.
+        double decisionShare = workload.AutoDecisionMicroseconds() / 1000 / Math.Min(fused, libTorch);
         output.WriteLine(FormattableString.Invariant(
-            $"| {rows} | {classes} | {(workload.AutoPicksFused ? "fused" : "libtorch")} | {fused:F2} | {libTorch:F2} | {auto:F2} | {fusedToLibTorch:F3} | {autoToFaster:F3} | {times[0].Count} | {LoadAverage()} | |"));
+            $"| {rows} | {classes} | {(workload.AutoPicksFused ? "fused" : "libtorch")} | {fused:F2} | {libTorch:F2} | {auto:F2} | {fusedToLibTorch:F3} | {autoToFaster:F3} | {control:F3} | {100 * decisionShare:F2} % | {times[0].Count} | {LoadAverage()} | |"));
         output.Flush();
         return (fused + libTorch + auto) / 1000;
     }

@@ -9,7 +9,7 @@ namespace TorchLoss.Benchmarks;
 public static class PairedRunner
 {
     private const double MinimumSeconds = 20;
-    private const int MaximumRepetitions = 41;
+    private const int MaximumRepetitions = 300;
 
     /// <summary>Times every case (at least <paramref name="repetitions"/> rounds) and prints a Markdown table.</summary>
     public static void Run(IEnumerable<Case> cases, int repetitions, TextWriter output)
@@ -29,42 +29,74 @@ public static class PairedRunner
         }
     }
 
-    /// <summary>
-    /// Runs every variant twice to warm up (JIT, allocator, thread pools), then in rotating-order rounds: at least
-    /// <paramref name="repetitions"/>, more for cheap workloads (up to about <paramref name="minimumSeconds"/> of rounds,
-    /// at most 41), so their medians are as stable as the slow ones'. Returns the milliseconds of each variant per round.
-    /// </summary>
     private const int WarmUpCalls = 200;
     private const double WarmUpSeconds = 0.5;
 
+    /// <summary>Cheap calls are timed in batches of this many milliseconds or more, so one sample is not a single 0.1 ms call.</summary>
+    private const double MinimumSampleMilliseconds = 5;
+
+    /// <summary>
+    /// Runs every variant twice to warm up (JIT, allocator, thread pools), then in rounds: at least
+    /// <paramref name="repetitions"/>, more for cheap workloads (up to about <paramref name="minimumSeconds"/> of rounds,
+    /// at most <see cref="MaximumRepetitions"/>), so their medians are as stable as the slow ones'. The order of the
+    /// variants changes from round to round so that every variant runs after every other equally often (a call
+    /// inherits the caches and the thread pools' state its predecessor left). A sample of a cheap workload is a batch
+    /// of calls of one variant, at least <see cref="MinimumSampleMilliseconds"/> long. Returns the milliseconds per
+    /// call of each variant per round.
+    /// </summary>
     public static List<double>[] Time(IReadOnlyList<Variant> variants, object workload, int repetitions, double minimumSeconds)
     {
         var times = variants.Select(_ => new List<double>()).ToArray();
         foreach (var v in variants) v.Run(workload); // the first call of each compiles and allocates
         var warmUp = Stopwatch.StartNew();
         foreach (var v in variants) v.Run(workload);
-        double roundSeconds = Math.Max(warmUp.Elapsed.TotalSeconds, 1e-3);
+        double singleRoundSeconds = Math.Max(warmUp.Elapsed.TotalSeconds, 1e-4);
         // .NET first runs a method as unoptimised tier-0 code and recompiles it optimised only after about 30 calls
         // and a short delay; cheap cases must get there before they are timed, or the managed kernels are measured
         // unoptimised (several times slower) against libtorch's native code. Expensive cases reach it on the spot
         // (loops are optimised while they run), so the warm-up stops after half a second.
-        for (int call = 0; call < WarmUpCalls && warmUp.Elapsed.TotalSeconds < WarmUpSeconds; call++)
+        int warmUpRounds = 0;
+        var sinceWarmUp = Stopwatch.StartNew();
+        for (int call = 0; call < WarmUpCalls && warmUp.Elapsed.TotalSeconds < WarmUpSeconds; call++, warmUpRounds++)
         {
             foreach (var v in variants) v.Run(workload);
             if (call % 16 == 15) Thread.Sleep(20);   // gives the background compiler its turn
         }
+        if (warmUpRounds >= 16)
+            singleRoundSeconds = (sinceWarmUp.Elapsed.TotalSeconds - 0.02 * (warmUpRounds / 16)) / warmUpRounds;
+        double callMilliseconds = 1000 * singleRoundSeconds / variants.Count;
+        int callsPerSample = Math.Clamp((int)Math.Ceiling(MinimumSampleMilliseconds / callMilliseconds), 1, 10_000);
+        double roundSeconds = singleRoundSeconds * callsPerSample;
         int rounds = Math.Clamp((int)Math.Ceiling(minimumSeconds / roundSeconds), repetitions, MaximumRepetitions);
+        var orders = BalancedOrders(variants.Count);
         for (int r = 0; r < rounds; r++)
         {
-            for (int k = 0; k < variants.Count; k++)
+            foreach (int i in orders[r % orders.Count])
             {
-                int i = (k + r) % variants.Count;
                 var sw = Stopwatch.StartNew();
-                variants[i].Run(workload);
-                times[i].Add(sw.Elapsed.TotalMilliseconds);
+                for (int c = 0; c < callsPerSample; c++) variants[i].Run(workload);
+                times[i].Add(sw.Elapsed.TotalMilliseconds / callsPerSample);
             }
         }
         return times;
+    }
+
+    /// <summary>
+    /// Orders of 0 … <paramref name="count"/> − 1 in which every index directly follows every other index equally
+    /// often (a Williams design: <paramref name="count"/> orders for an even count, twice as many for an odd one).
+    /// </summary>
+    public static IReadOnlyList<int[]> BalancedOrders(int count)
+    {
+        // First order 0, 1, n−1, 2, n−2, …; the others add r (mod n) to it.
+        var first = new int[count];
+        for (int k = 0, low = 1, high = count - 1; k < count; k++)
+            first[k] = k == 0 ? 0 : k % 2 == 1 ? low++ : high--;
+        var orders = new List<int[]>();
+        for (int r = 0; r < count; r++)
+            orders.Add(first.Select(i => (i + r) % count).ToArray());
+        if (count % 2 == 1)
+            orders.AddRange(orders.Select(o => o.Reverse().ToArray()).ToList());
+        return orders;
     }
 
     /// <summary>The median of <paramref name="values"/>.</summary>
