@@ -36,7 +36,8 @@ public static class DispatchGridRunner
     /// </param>
     /// <param name="minimumLogits">Only points with N·V from this on are measured.</param>
     /// <param name="maximumLogits">Only points with N·V up to this are measured (e.g. the small ones, where fixed costs decide).</param>
-    public static void Run(TextWriter output, double roundBudgetSeconds, long minimumLogits = 0, long maximumLogits = long.MaxValue)
+    /// <param name="minimumRounds">At least this many rounds per point (cheap points get more, up to the runner's limit).</param>
+    public static void Run(TextWriter output, double roundBudgetSeconds, long minimumLogits = 0, long maximumLogits = long.MaxValue, int minimumRounds = Repetitions)
     {
         output.WriteLine($"# dispatch grid, eps={Epsilon}, 10% ignored, round budget {roundBudgetSeconds} s; load average at start: {LoadAverage()}");
         output.WriteLine("| N | V | Auto picks | fused ms | libtorch ms | Auto ms | fused / libtorch | Auto / faster | A/A: fused / fused | Auto's decision / faster | rounds | load avg (1 min) | note |");
@@ -64,7 +65,7 @@ public static class DispatchGridRunner
                 output.Flush();
                 continue;
             }
-            double roundSeconds = MeasurePoint(rows, classes, output);
+            double roundSeconds = MeasurePoint(rows, classes, minimumRounds, output);
             if (rows * classes > largestMeasured)
             {
                 // Large points are memory-bound: their time per logit predicts larger ones; small points' does not.
@@ -78,7 +79,7 @@ public static class DispatchGridRunner
     }
 
     /// <summary>Measures one point, prints its row and returns the median seconds of one round.</summary>
-    private static double MeasurePoint(long rows, long classes, TextWriter output)
+    private static double MeasurePoint(long rows, long classes, int minimumRounds, TextWriter output)
     {
         using var workload = new CrossEntropyWorkload(rows, classes, Epsilon);
         Variant[] variants =
@@ -88,7 +89,7 @@ public static class DispatchGridRunner
             new("auto", w => ((CrossEntropyWorkload)w).TorchLoss()),
             new("fused (control)", w => ((CrossEntropyWorkload)w).TorchLossFusedControl()),
         ];
-        var times = PairedRunner.Time(variants, workload, Repetitions, MinimumSeconds);
+        var times = PairedRunner.Time(variants, workload, minimumRounds, MinimumSeconds);
         double fused = PairedRunner.Median(times[0]), libTorch = PairedRunner.Median(times[1]), auto = PairedRunner.Median(times[2]);
         var faster = fused <= libTorch ? times[0] : times[1];
         double fusedToLibTorch = PairedRunner.Median(times[0].Zip(times[1], (a, b) => a / b));
