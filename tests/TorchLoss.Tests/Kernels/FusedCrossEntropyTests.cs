@@ -85,6 +85,21 @@ public class FusedCrossEntropyTests
     }
 
     [Fact]
+    public void AutosDecisionAllocatesNothing()
+    {
+        // Auto's cost over the path it picks is this decision; reading logits.shape (a new array per call) once made
+        // it cost up to 6 % of the smallest calls.
+        using var scope = NewDisposeScope();
+        var logits = empty([64, 65]);
+        bool picked = FusedCrossEntropyPath.IsSelected(logits, CrossEntropyBackend.Auto);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++) picked &= FusedCrossEntropyPath.IsSelected(logits, CrossEntropyBackend.Auto);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(picked);
+        Assert.Equal(0, allocated);
+    }
+
+    [Fact]
     public void ForcedFusedRejectsOtherDevicesByName()
     {
         using var scope = NewDisposeScope();
