@@ -41,7 +41,7 @@ public static class Program
         var evalBatch = IntOption("--eval-batch", "Windows per validation batch.", d.EvalBatch);
         var logInterval = IntOption("--log-interval", "Log a progress line every N steps.", d.LogInterval);
         var checkpointInterval = IntOption("--checkpoint-interval", "Write a checkpoint every N steps (0 = only when the run stops).", d.CheckpointInterval);
-        var outDir = new Option<string>("--out") { Description = "Output folder: checkpoint.bin, metrics.csv, loss.png, samples.txt, summary.json.", DefaultValueFactory = _ => d.Out, HelpName = "DIR" };
+        var outDir = new Option<string>("--out") { Description = "Output folder: checkpoint.bin, metrics.csv, loss.png, reliability.png, samples.txt, summary.json.", DefaultValueFactory = _ => d.Out, HelpName = "DIR" };
         var resume = new Option<bool>("--resume") { Description = "Continue the run whose checkpoint is in --out (give the same options)." };
         var stopAfter = new Option<int?>("--stop-after") { Description = "Stop after this step and leave a checkpoint; --resume continues (the schedule still spans --steps)." };
         var compareBuiltin = new Option<bool>("--compare-builtin") { Description = "Train a second copy with TorchSharp's nn.CrossEntropyLoss on pre-shifted labels from the same weights and batches, and report per-step |Δloss| and the final max |Δparameter|." };
@@ -52,7 +52,7 @@ public static class Program
         var fusedHead = new Option<bool>("--fused-head") { Description = "Fuse the output head with the loss (TorchLoss's ChunkedLinearCrossEntropy): the [B, T, V] logits are never materialised, which saves memory and time with GPT-2's 50,257-token vocabulary." };
         var threads = IntOption("--threads", "Torch intra-op threads (0 = one per core).", d.Threads);
         var initFrom = new Option<string?>("--init-from") { Description = "Start from these weights: safetensors or a PyTorch state_dict (nanoGPT names, e.g. from --export). The shape comes from the config.json beside them (else from the weights and --heads) and replaces --layers/--heads/--dim/--context.", HelpName = "FILE" };
-        var export = new Option<string?>("--export") { Description = "After training, write the model for PyTorch/nanoGPT into this folder: model.safetensors, model.pt (state_dict), config.json, and meta.json for --tokenizer char.", HelpName = "DIR" };
+        var export = new Option<string?>("--export") { Description = "After training (with --resume on a finished run: without training again), write the model for PyTorch/nanoGPT into this folder: model.safetensors, model.pt (state_dict), config.json, and meta.json for --tokenizer char.", HelpName = "DIR" };
         var distillFrom = new Option<string?>("--distill-from") { Description = "source: train on the embedded corpus's exact next-character distributions as soft targets (TorchLoss's DistillationLoss, forward KL) and log CE(source, model) = H(source) + KL(source‖model) at every evaluation. With --distill-alpha 1 it trains on hard labels and only measures." };
         distillFrom.AcceptOnlyFromAmong("source");
         var teacher = new Option<string?>("--teacher") { Description = "Distil from the trained TinyLM run in DIR (its checkpoint.bin; same corpus and tokenizer) into this run's model.", HelpName = "DIR" };
