@@ -5,7 +5,7 @@ namespace TorchLoss.Benchmarks;
 /// <summary>
 /// The evidence for <see cref="CrossEntropyBackend.Auto"/>'s size rule: forward + backward of <see cref="TokenCrossEntropy"/>
 /// forced onto the fused kernel, forced onto libtorch, and automatic, paired and interleaved at every point of
-/// N × V (ε = 0.1, 10% of targets ignored). Points whose memory would not fit are reported as skipped.
+/// N × V (ε = 0.1 unless <c>--epsilon</c> says otherwise; 10% of targets ignored). Points whose memory would not fit are reported as skipped.
 /// </summary>
 public static class DispatchGridRunner
 {
@@ -15,7 +15,8 @@ public static class DispatchGridRunner
     /// <summary>Vocabulary sizes of the grid.</summary>
     public static readonly long[] Classes = [2, 65, 1000, 32000, 128000];
 
-    private const double Epsilon = 0.1;
+    /// <summary>The label smoothing of the grid (the default of <c>--epsilon</c>).</summary>
+    public const double DefaultEpsilon = 0.1;
     private const int Repetitions = 3;
     private const double MinimumSeconds = 15;
 
@@ -37,9 +38,10 @@ public static class DispatchGridRunner
     /// <param name="minimumLogits">Only points with N·V from this on are measured.</param>
     /// <param name="maximumLogits">Only points with N·V up to this are measured (e.g. the small ones, where fixed costs decide).</param>
     /// <param name="minimumRounds">At least this many rounds per point (cheap points get more, up to the runner's limit).</param>
-    public static void Run(TextWriter output, double roundBudgetSeconds, long minimumLogits = 0, long maximumLogits = long.MaxValue, int minimumRounds = Repetitions)
+    /// <param name="epsilon">Label smoothing (ε = 0 takes a shorter libtorch path: no separate unsmoothed NLL).</param>
+    public static void Run(TextWriter output, double roundBudgetSeconds, long minimumLogits = 0, long maximumLogits = long.MaxValue, int minimumRounds = Repetitions, double epsilon = DefaultEpsilon)
     {
-        output.WriteLine($"# dispatch grid, eps={Epsilon}, 10% ignored, round budget {roundBudgetSeconds} s; load average at start: {LoadAverage()}");
+        output.WriteLine($"# dispatch grid, eps={epsilon}, 10% ignored, round budget {roundBudgetSeconds} s; load average at start: {LoadAverage()}");
         output.WriteLine("| N | V | Auto picks | fused ms | libtorch ms | Auto ms | fused / libtorch | Auto / faster | A/A: fused / fused | Auto's decision / faster | rounds | load avg (1 min) | note |");
         output.WriteLine("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
         double secondsPerLogit = 0;
@@ -65,7 +67,7 @@ public static class DispatchGridRunner
                 output.Flush();
                 continue;
             }
-            double roundSeconds = MeasurePoint(rows, classes, minimumRounds, output);
+            double roundSeconds = MeasurePoint(rows, classes, epsilon, minimumRounds, output);
             if (rows * classes > largestMeasured)
             {
                 // Large points are memory-bound: their time per logit predicts larger ones; small points' does not.
@@ -79,9 +81,9 @@ public static class DispatchGridRunner
     }
 
     /// <summary>Measures one point, prints its row and returns the median seconds of one round.</summary>
-    private static double MeasurePoint(long rows, long classes, int minimumRounds, TextWriter output)
+    private static double MeasurePoint(long rows, long classes, double epsilon, int minimumRounds, TextWriter output)
     {
-        using var workload = new CrossEntropyWorkload(rows, classes, Epsilon);
+        using var workload = new CrossEntropyWorkload(rows, classes, epsilon);
         Variant[] variants =
         [
             new("fused", w => ((CrossEntropyWorkload)w).TorchLossFused()),

@@ -7,7 +7,7 @@ using TorchLoss.Benchmarks;
 // Modes (see the README's performance section):
 //   --paired [--quick]   interleaved paired timings in one process: the target cases (--quick) or also the grid
 //   --paired --threshold  the small-vocabulary scan behind the automatic backend's threshold
-//   --paired --dispatch-grid [--round-budget S] [--min-logits L] [--max-logits L] [--min-rounds R]  fused vs libtorch vs Auto over N × V: the evidence for Auto's size rule
+//   --paired --dispatch-grid [--round-budget S] [--min-logits L] [--max-logits L] [--min-rounds R] [--epsilon E]  fused vs libtorch vs Auto over N × V: the evidence for Auto's size rule
 //   --memory [--quick]   peak resident memory per variant, each in its own child process
 //   --distill             with --paired or --memory: the forward-KL distillation cases instead of cross-entropy
 //   anything else        BenchmarkDotNet, e.g. --filter '*TargetCase*' (add --quick for fewer iterations)
@@ -27,7 +27,8 @@ if (args.Contains("--paired") && args.Contains("--dispatch-grid"))
         Option("--round-budget") is { } budget ? double.Parse(budget, invariant) : 600,
         Option("--min-logits") is { } least ? long.Parse(least, invariant) : 0,
         Option("--max-logits") is { } most ? long.Parse(most, invariant) : long.MaxValue,
-        Option("--min-rounds") is { } minimumRounds ? int.Parse(minimumRounds, invariant) : 3);
+        Option("--min-rounds") is { } minimumRounds ? int.Parse(minimumRounds, invariant) : 3,
+        Option("--epsilon") is { } epsilon ? double.Parse(epsilon, invariant) : DispatchGridRunner.DefaultEpsilon);
     return;
 }
 if (args.Contains("--paired"))
