@@ -2,6 +2,7 @@ using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Running;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using TorchLoss;
 using TorchLoss.Benchmarks;
 
 // Modes (see the README's performance section):
@@ -11,13 +12,15 @@ using TorchLoss.Benchmarks;
 //   --memory [--quick]   peak resident memory per variant, each in its own child process
 //   --distill             with --paired or --memory: the forward-KL distillation cases instead of cross-entropy
 //   anything else        BenchmarkDotNet, e.g. --filter '*TargetCase*' (add --quick for fewer iterations)
+// Before anything touches libtorch: loads it with TorchLoss's passive OpenMP waits, as every user of the library gets them.
+TorchBackend.EnsureLoaded();
 if (MemoryRunner.TryRunAsChild(args)) return;
 bool quick = args.Contains("--quick");
 var cases = args.Contains("--distill") ? Cases.DistillationTargets()
     : args.Contains("--threshold") ? Cases.ThresholdScan().ToList()
     : quick ? Cases.Targets() : Cases.Targets().Concat(Cases.Grid()).ToList();
 Console.WriteLine($"# {Environment.ProcessorCount} logical cores, {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}, " +
-    $"{System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, TorchSharp threads {TorchSharp.torch.get_num_threads()}");
+    $"{System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, TorchSharp threads {TorchSharp.torch.get_num_threads()}, OpenMP waits {TorchBackend.OpenMpWaitPolicy ?? "default"}");
 if (args.Contains("--paired") && args.Contains("--dispatch-grid"))
 {
     string? Option(string name) => Array.IndexOf(args, name) is int at and >= 0 ? args[at + 1] : null;

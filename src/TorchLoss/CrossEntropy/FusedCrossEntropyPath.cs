@@ -20,8 +20,8 @@ internal static class FusedCrossEntropyPath
     /// <remarks>
     /// Evidence: the benchmark's <c>--paired --dispatch-grid</c> (N ∈ {64, 512, 4096, 32768} × V ∈ {2, 65, 1000, 32000, 128000},
     /// table in the README's "Size-aware dispatch") and <c>--paired --threshold</c> (V = 2 … 1024 at 2^22 logits).
-    /// On a quiet machine the kernel took 0.08–0.87× the libtorch path's time at every point but one region: two
-    /// classes and tens of thousands of rows (N = 32768, V = 2: 1.8×), where the kernel's per-row work (two passes,
+    /// On a quiet machine the kernel took 0.10–0.60× the libtorch path's time at every point but one region: two
+    /// classes and tens of thousands of rows (N = 32768, V = 2: 1.6×), where the kernel's per-row work (two passes,
     /// exp and log calls for two values) outweighs libtorch's log-softmax vectorised across rows, while the data is
     /// still small enough to sit in cache. With fewer rows fixed costs decide (the kernel's are lower), with more the
     /// memory traffic does (the kernel's is lower: at 2^21 rows of two classes it took 0.1–0.5×).
