@@ -100,7 +100,8 @@ public static class GptWeights
         }
         catch (Exception e) when (e is not InvalidDataException and not OutOfMemoryException)
         {
-            // PyBridge reports unsupported content with NotImplementedException, casts and the like.
+            // PyBridge signals content it cannot read with several exception types (NotImplementedException for unknown
+            // pickle opcodes, InvalidCastException, …); all of them mean the file is not weights this loader understands.
             throw new InvalidDataException($"'{path}' could not be read as weights: {e.Message}", e);
         }
         throw new InvalidDataException($"'{path}' is neither safetensors nor a PyTorch (zip) state_dict file.");
