@@ -31,6 +31,7 @@ public static class PairedRunner
 
     private const int WarmUpCalls = 200;
     private const double WarmUpSeconds = 0.5;
+    private const int CompilerPauseMilliseconds = 20;
 
     /// <summary>Cheap calls are timed in batches of this many milliseconds or more, so one sample is not a single 0.1 ms call.</summary>
     private const double MinimumSampleMilliseconds = 5;
@@ -60,13 +61,14 @@ public static class PairedRunner
         // (loops are optimised while they run), so the warm-up stops after half a second.
         int warmUpRounds = 0;
         var sinceWarmUp = Stopwatch.StartNew();
-        for (int call = 0; call < WarmUpCalls && warmUp.Elapsed.TotalSeconds < WarmUpSeconds; call++, warmUpRounds++)
+        for (; warmUpRounds < WarmUpCalls && warmUp.Elapsed.TotalSeconds < WarmUpSeconds; warmUpRounds++)
         {
             foreach (var v in variants) v.Run(workload);
-            if (call % 16 == 15) Thread.Sleep(20);   // gives the background compiler its turn
+            if (warmUpRounds % 16 == 15) Thread.Sleep(CompilerPauseMilliseconds);   // gives the background compiler its turn
         }
+        // Enough warm-up rounds time one round better than the single one above (the pauses taken out).
         if (warmUpRounds >= 16)
-            singleRoundSeconds = (sinceWarmUp.Elapsed.TotalSeconds - 0.02 * (warmUpRounds / 16)) / warmUpRounds;
+            singleRoundSeconds = (sinceWarmUp.Elapsed.TotalSeconds - CompilerPauseMilliseconds / 1000.0 * (warmUpRounds / 16)) / warmUpRounds;
         double callMilliseconds = 1000 * singleRoundSeconds / variants.Count;
         int callsPerSample = Math.Clamp((int)Math.Ceiling(MinimumSampleMilliseconds / callMilliseconds), 1, 10_000);
         double roundSeconds = singleRoundSeconds * callsPerSample;
