@@ -12,7 +12,9 @@ namespace TorchLoss;
 /// that is a little faster; when other processes compete for the cores, the spinning threads take the cores from the
 /// threads that have work and a run becomes 15–30× slower. So, unless the process already has <c>OMP_WAIT_POLICY</c>
 /// in its environment, <see cref="EnsureLoaded"/> sets it to <c>PASSIVE</c> before libtorch loads (OpenMP reads it
-/// once, at load). Set <c>OMP_WAIT_POLICY=ACTIVE</c> yourself to get the spinning behaviour back.
+/// once, at load). Set <c>OMP_WAIT_POLICY=ACTIVE</c> yourself to get the spinning behaviour back. Anything that
+/// makes a tensor loads libtorch, so call <see cref="EnsureLoaded"/> first; <see cref="OpenMpWaitPolicy"/> says
+/// which policy is in force.
 /// </remarks>
 public static class TorchBackend
 {
@@ -32,14 +34,18 @@ public static class TorchBackend
     }
 
     /// <summary>
-    /// The OpenMP wait policy in the process environment (<c>PASSIVE</c> unless the user chose another), or null
-    /// where TorchLoss does not set it (Windows). It only takes effect if set before libtorch was first loaded.
+    /// The OpenMP wait policy libtorch's threads use (<c>PASSIVE</c> unless the user chose another), or null where
+    /// OpenMP runs with its default, spinning waits: on Windows, where TorchLoss does not set it, and when libtorch
+    /// was loaded before <see cref="EnsureLoaded"/> first ran (a tensor made before it, say), too late for a policy
+    /// to take effect (detected on Linux). Read it after <see cref="EnsureLoaded"/>.
     /// </summary>
-    public static string? OpenMpWaitPolicy => OperatingSystem.IsWindows() ? null : Marshal.PtrToStringUTF8(Native.getenv(WaitPolicyVariable));
+    public static string? OpenMpWaitPolicy => policyInForce;
+
+    private static string? policyInForce;
 
     private static Exception? TryLoad()
     {
-        PreferPassiveWaits();
+        policyInForce = ChooseWaitPolicy();
         try
         {
             torch.InitializeDeviceType(DeviceType.CPU);
@@ -51,13 +57,32 @@ public static class TorchBackend
         }
     }
 
-    // The managed environment is a copy on Unix: OpenMP, which reads the C environment, sees only setenv.
-    private static void PreferPassiveWaits()
+    // Returns the policy OpenMP will read. The managed environment is a copy on Unix: OpenMP, which reads the C
+    // environment, sees only setenv.
+    internal static string? ChooseWaitPolicy()
     {
-        if (OperatingSystem.IsWindows()) return;
-        if (Native.getenv(WaitPolicyVariable) != IntPtr.Zero) return;   // the user's choice stands
+        if (OperatingSystem.IsWindows()) return null;
+        string? chosen = Marshal.PtrToStringUTF8(Native.getenv(WaitPolicyVariable));
+        if (OpenMpIsLoaded())
+            return chosen;   // OpenMP read its environment when it loaded; setting the variable now would change nothing
+        if (chosen is not null) return chosen;   // the user's choice stands
         _ = Native.setenv(WaitPolicyVariable, "PASSIVE", 0);
         Environment.SetEnvironmentVariable(WaitPolicyVariable, "PASSIVE");   // and child processes inherit it
+        return "PASSIVE";
+    }
+
+    /// <summary>Whether an OpenMP runtime is already mapped into this process (Linux; false elsewhere).</summary>
+    internal static bool OpenMpIsLoaded()
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        try
+        {
+            return File.ReadLines("/proc/self/maps").Any(line => line.Contains("/libgomp", StringComparison.Ordinal));
+        }
+        catch (IOException)
+        {
+            return false;
+        }
     }
 
     private static string DescribeFailure(Exception e)

@@ -7,9 +7,17 @@ internal static class TinyLmProcess
 {
     public sealed record Result(int ExitCode, string Output, string Error);
 
-    public static Result Run(params string[] args)
+    public static Result Run(params string[] args) => Run(new Dictionary<string, string?>(), args);
+
+    /// <summary>Runs TinyLM with <paramref name="environment"/> changed: a null value removes the variable.</summary>
+    public static Result Run(IReadOnlyDictionary<string, string?> environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (name, value) in environment)
+        {
+            if (value is null) start.Environment.Remove(name);
+            else start.Environment[name] = value;
+        }
         start.ArgumentList.Add(ProgramPath);
         // One thread: the test runner runs other test projects beside this one on the same cores.
         start.ArgumentList.Add("--threads");

@@ -13,8 +13,9 @@ public sealed class TinyLmTests
     public void Smoke_run_on_embedded_corpus_learns_and_writes_outputs()
     {
         using var dir = new TempDirectory();
-        var run = TinyLmProcess.Run([.. Small, "--steps", "60", "--lr", "3e-3", "--warmup", "10", "--eval-interval", "30", "--sample-tokens", "20", "--out", dir.Path]);
+        var run = TinyLmProcess.Run(NoWaitPolicy, [.. Small, "--steps", "60", "--lr", "3e-3", "--warmup", "10", "--eval-interval", "30", "--sample-tokens", "20", "--out", dir.Path]);
         Assert.True(run.ExitCode == 0, run.Error + run.Output);
+        Assert.Contains("OpenMP wait policy PASSIVE", run.Output);
 
         var rows = ReadMetrics(dir.File("metrics.csv"));
         Assert.Equal(60, rows.Count);
@@ -122,6 +123,27 @@ public sealed class TinyLmTests
             Assert.StartsWith(tokenizer == "gpt2" ? "GPT-2" : "characters", summary.RootElement.GetProperty("tokenizer").GetString());
             Assert.True(double.IsFinite(summary.RootElement.GetProperty("val_loss").GetDouble()));
         }
+    }
+
+    private static readonly Dictionary<string, string?> NoWaitPolicy = new() { ["OMP_WAIT_POLICY"] = null };
+
+    // OpenMP (libgomp) prints OMP_WAIT_POLICY = 'PASSIVE' even when the variable is unset, so the spin count, which
+    // only a passive policy sets to 0 (unset: 300,000; active: 30,000,000,000), is what tells them apart.
+    [Theory]
+    [InlineData(null, "PASSIVE", "0")]
+    [InlineData("passive", "PASSIVE", "0")]
+    [InlineData("ACTIVE", "ACTIVE", "30000000000")]
+    public void OpenMP_reads_passive_waits_unless_the_user_chose_a_policy(string? userPolicy, string policyRead, string spinCount)
+    {
+        using var dir = new TempDirectory();
+        // OMP_DISPLAY_ENV makes OpenMP print the settings it read when libtorch loaded it: what is in force, not what
+        // TorchLoss meant to set. The missing corpus ends the run right after libtorch has loaded.
+        var run = TinyLmProcess.Run(new Dictionary<string, string?> { ["OMP_WAIT_POLICY"] = userPolicy, ["GOMP_SPINCOUNT"] = null, ["OMP_DISPLAY_ENV"] = "VERBOSE" },
+            "--corpus", dir.File("no-such-file.txt"), "--out", dir.File("out"));
+        Assert.True(run.ExitCode == 2, run.Error + run.Output);
+        Assert.Contains("OPENMP DISPLAY ENVIRONMENT BEGIN", run.Error);
+        Assert.Contains($"OMP_WAIT_POLICY = '{policyRead}'", run.Error);
+        Assert.Contains($"GOMP_SPINCOUNT = '{spinCount}'", run.Error);
     }
 
     [Fact]
