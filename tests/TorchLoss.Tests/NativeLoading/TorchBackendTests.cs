@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using TorchLoss.TestSupport;
 
 namespace TorchLoss.Tests.NativeLoading;
 
@@ -12,7 +13,7 @@ public sealed class TorchBackendTests
 {
     private const string Variable = "OMP_WAIT_POLICY";
 
-    [LinuxFact]
+    [LinuxFact("TorchLoss reads /proc/self/maps to see whether OpenMP has loaded.")]
     public void A_policy_chosen_after_OpenMP_has_loaded_is_neither_set_nor_reported()
     {
         using var _ = TorchSharp.torch.zeros(1);   // loads libtorch, and OpenMP with it
@@ -53,15 +54,5 @@ public sealed class TorchBackendTests
 
         [DllImport("libc", CharSet = CharSet.Ansi)]
         public static extern int unsetenv(string name);
-    }
-}
-
-/// <summary>A fact that is skipped, saying why, on operating systems other than Linux.</summary>
-public sealed class LinuxFactAttribute : FactAttribute
-{
-    /// <summary>Sets <see cref="FactAttribute.Skip"/> off Linux.</summary>
-    public LinuxFactAttribute()
-    {
-        if (!OperatingSystem.IsLinux()) Skip = "Linux only: TorchLoss reads /proc/self/maps to see whether OpenMP has loaded.";
     }
 }
