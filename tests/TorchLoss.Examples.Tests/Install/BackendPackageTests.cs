@@ -6,7 +6,7 @@ namespace TorchLoss.Examples.Tests.Install;
 /// <summary>
 /// On Linux the repository's projects restore only the Linux part of the libtorch CPU backend (Directory.Build.targets,
 /// <c>UseTorchCpuBackend</c>). A project that references <c>TorchSharp-cpu</c> itself brings back its macOS and
-/// Windows libraries, 621 MB of NuGet cache, into every project that references it.
+/// Windows libraries (331 + 288 MiB of NuGet cache) into every project that references it.
 /// </summary>
 public sealed class BackendPackageTests
 {

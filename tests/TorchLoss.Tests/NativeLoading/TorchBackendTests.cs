@@ -36,14 +36,6 @@ public sealed class TorchBackendTests
         }
     }
 
-    [Fact]
-    public void The_reported_policy_is_the_one_in_the_environment_or_none()
-    {
-        TorchBackend.EnsureLoaded();
-        if (TorchBackend.OpenMpWaitPolicy is { } policy)
-            Assert.Equal(policy, Marshal.PtrToStringUTF8(Libc.getenv(Variable)));
-    }
-
     private static class Libc
     {
         [DllImport("libc", CharSet = CharSet.Ansi)]
