@@ -143,7 +143,7 @@ public static class TorchBackend
         }
     }
 
-    private static class Native
+    internal static class Native
     {
         [DllImport("libc", CharSet = CharSet.Ansi)]
         public static extern IntPtr getenv(string name);

@@ -19,31 +19,26 @@ public sealed class TorchBackendTests
         using var _ = TorchSharp.torch.zeros(1);   // loads libtorch, and OpenMP with it
         Assert.True(TorchBackend.OpenMpIsLoaded(), "libtorch loads OpenMP (libgomp), so it is mapped now");
 
-        string? saved = Marshal.PtrToStringUTF8(Libc.getenv(Variable));
+        string? saved = Marshal.PtrToStringUTF8(TorchBackend.Native.getenv(Variable));
         Assert.Equal(0, Libc.unsetenv(Variable));
         try
         {
             Assert.Null(TorchBackend.ChooseWaitPolicy());      // OpenMP runs with its default: nothing is in force
-            Assert.Equal(IntPtr.Zero, Libc.getenv(Variable));  // and nothing was set that OpenMP will never read
+            Assert.Equal(IntPtr.Zero, TorchBackend.Native.getenv(Variable));  // and nothing was set that OpenMP will never read
 
-            Assert.Equal(0, Libc.setenv(Variable, "ACTIVE", 1));
+            Assert.Equal(0, TorchBackend.Native.setenv(Variable, "ACTIVE", 1));
             Assert.Equal("ACTIVE", TorchBackend.ChooseWaitPolicy());   // a user's variable, present at load, is reported
         }
         finally
         {
             if (saved is null) Libc.unsetenv(Variable);
-            else Libc.setenv(Variable, saved, 1);
+            else TorchBackend.Native.setenv(Variable, saved, 1);
         }
     }
 
+    // TorchBackend needs only getenv and setenv; the test also removes the variable.
     private static class Libc
     {
-        [DllImport("libc", CharSet = CharSet.Ansi)]
-        public static extern IntPtr getenv(string name);
-
-        [DllImport("libc", CharSet = CharSet.Ansi)]
-        public static extern int setenv(string name, string value, int overwrite);
-
         [DllImport("libc", CharSet = CharSet.Ansi)]
         public static extern int unsetenv(string name);
     }
