@@ -126,6 +126,5 @@ public class CausalOptionTests
         Assert.Equal(-100, LossDefaults.IgnoreIndex);
         Assert.Equal(LossDefaults.IgnoreIndex, CrossEntropyOptions.Default.IgnoreIndex);
         Assert.Equal(LossDefaults.IgnoreIndex, CalibrationOptions.Default.IgnoreIndex);
-        Assert.Equal(LossDefaults.IgnoreIndex, Sft.SftExample.IgnoreIndex);
     }
 }
