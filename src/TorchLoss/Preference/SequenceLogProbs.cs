@@ -70,6 +70,9 @@ public sealed class SequenceLogProbs : IDisposable
         if (!Enum.IsDefined(backend))
             throw new ArgumentException($"Unknown cross-entropy backend {backend}.", nameof(backend));
         var options = new CrossEntropyOptions { IgnoreIndex = ignoreIndex, Backend = backend };
+        ArgumentNullException.ThrowIfNull(labels, labelsName);
+        // Checked here as well so that the message names the completion mask, not the cross-entropy's loss mask.
+        CrossEntropyInput.CheckMask(completionMask, logits.shape[..2], labels, maskName, $"{logitsName} positions");
         using var scope = NewDisposeScope();
         long classes = logits.shape[2];
         var targets = CrossEntropyInput.Prepare(
