@@ -24,7 +24,7 @@ internal static class InputChecks
     public static void CheckSequenceBatch(Tensor scores, string name, string what)
     {
         if (scores.dim() != 3)
-            throw new ArgumentException($"With Causal = true {name} must be [B, T, {what}], got shape {Shape(scores)}.", name);
+            throw new ArgumentException($"{name} must be a batch of sequences [B, T, {what}] to score next tokens, got shape {Shape(scores)}.", name);
     }
 
     public static void CheckIntegerTarget(Tensor target, string targetName)
