@@ -56,25 +56,18 @@ public sealed class PreferenceResult : IDisposable
     /// <summary>The number of pairs B; int64 scalar.</summary>
     public Tensor PairCount { get; }
 
-    private Tensor[] Tensors => [Loss, PairLosses, ChosenRewards, RejectedRewards, ChosenLogProbs, RejectedLogProbs, ChosenNll, RewardAccuracy, RewardMargin, PairCount];
+    private ResultTensors Tensors => new(Loss, PairLosses, ChosenRewards, RejectedRewards, ChosenLogProbs, RejectedLogProbs, ChosenNll, RewardAccuracy, RewardMargin, PairCount);
 
     /// <summary>Moves all tensors out of the current <see cref="DisposeScope"/>, e.g. to keep the result past a training step.</summary>
     public PreferenceResult MoveToOuterDisposeScope()
     {
-        foreach (var t in Tensors) t.MoveToOuterDisposeScope();
+        Tensors.MoveToOuterDisposeScope();
         return this;
     }
 
     /// <summary>Disposes everything but <see cref="Loss"/> and returns it: what the module's <c>forward</c> hands back.</summary>
-    internal Tensor TakeLoss()
-    {
-        foreach (var t in Tensors.Skip(1)) t.Dispose();
-        return Loss;
-    }
+    internal Tensor TakeLoss() => Tensors.TakeFirst();
 
     /// <summary>Disposes the tensors.</summary>
-    public void Dispose()
-    {
-        foreach (var t in Tensors) t.Dispose();
-    }
+    public void Dispose() => Tensors.Dispose();
 }

@@ -137,17 +137,10 @@ public sealed class SequenceLogProbs : IDisposable
     /// <summary>Moves the tensors out of the current <see cref="DisposeScope"/>.</summary>
     public SequenceLogProbs MoveToOuterDisposeScope()
     {
-        Sum.MoveToOuterDisposeScope();
-        Mean.MoveToOuterDisposeScope();
-        TokenCount.MoveToOuterDisposeScope();
+        new ResultTensors(Sum, Mean, TokenCount).MoveToOuterDisposeScope();
         return this;
     }
 
     /// <summary>Disposes the tensors.</summary>
-    public void Dispose()
-    {
-        Sum.Dispose();
-        Mean.Dispose();
-        TokenCount.Dispose();
-    }
+    public void Dispose() => new ResultTensors(Sum, Mean, TokenCount).Dispose();
 }
