@@ -5,7 +5,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace TorchLoss;
 
 /// <summary>
-/// The computation behind <see cref="TokenCrossEntropy"/> and <see cref="CausalLMLoss"/>, on logits [N, C] and
+/// The computation behind <see cref="TokenCrossEntropy"/> (causal or not), on logits [N, C] and
 /// targets prepared by <see cref="TargetPreparation.Prepare"/>.
 /// </summary>
 internal static class CrossEntropyComputation

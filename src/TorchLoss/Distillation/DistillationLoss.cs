@@ -7,7 +7,7 @@ namespace TorchLoss;
 /// Knowledge distillation: the divergence between a teacher's next-token distribution and a student's, both given as
 /// logits over the last dimension and softened by a temperature. The target is a whole distribution instead of one
 /// index, so by CE = H + KL the student's cross-entropy against the teacher can fall to the teacher's entropy, and
-/// the KL to 0. No gradient flows to the teacher. Mix in hard labels by adding a <see cref="CausalLMLoss"/>.
+/// the KL to 0. No gradient flows to the teacher. Mix in hard labels by adding a causal <see cref="TokenCrossEntropy"/>.
 /// </summary>
 /// <example>
 /// <code>
@@ -47,7 +47,7 @@ public sealed class DistillationLoss : nn.Module<Tensor, Tensor, Tensor>
     /// </param>
     /// <param name="normalizer">
     /// Optional total of counted positions across all micro-batches of one optimiser step; when given the loss is
-    /// Σ loss / normalizer, so accumulated gradients equal the full-batch gradient (as in <see cref="CausalLMLoss"/>).
+    /// Σ loss / normalizer, so accumulated gradients equal the full-batch gradient (as in <see cref="TokenCrossEntropy"/>).
     /// </param>
     /// <exception cref="ArgumentException">Shapes, dtypes or devices disagree, or the normalizer is invalid.</exception>
     public DistillationResult Compute(Tensor studentLogits, Tensor teacherLogits, Tensor? lossMask = null, long? normalizer = null)

@@ -7,7 +7,7 @@ namespace TorchLoss;
 /// Per-sequence log-probabilities of a causal language model: for each row b of logits [B, T, V] and unshifted
 /// labels [B, T], <see cref="Sum"/>[b] = Σ log p(label[t+1] | logits[t]) over the counted tokens, <see cref="Mean"/>[b]
 /// = <see cref="Sum"/>[b] / <see cref="TokenCount"/>[b]. A label is counted when it is not the ignore index and, if a
-/// completion mask is given, its mask entry is true (the mask is aligned with the labels, as in <see cref="CausalLMLoss"/>).
+/// completion mask is given, its mask entry is true (the mask is aligned with the labels, as in a causal <see cref="TokenCrossEntropy"/>).
 /// </summary>
 /// <remarks>
 /// On contiguous CPU float32 logits (<see cref="CrossEntropyBackend.Auto"/>) the fused cross-entropy kernel computes one
