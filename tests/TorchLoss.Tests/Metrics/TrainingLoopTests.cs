@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 
 namespace TorchLoss.Tests.Metrics;
 
-/// <summary>The README's training loop, at toy size: a bigram model learns a cyclic sequence.</summary>
+/// <summary>The training loop of docs/perplexity.md, at toy size: a bigram model learns a cyclic sequence.</summary>
 public class TrainingLoopTests
 {
     private const int Vocab = 8;
