@@ -21,11 +21,12 @@ internal sealed class TrackerState : IDisposable
     public bool IsPinned { get; private set; }
 
     /// <summary>Declares a zero-filled total: added by <see cref="Merge"/>, zeroed by <see cref="Reset"/>.</summary>
-    public StateTensor Add(ScalarType dtype, params long[] shape) => Declare(zeros(shape, dtype), summed: true);
-
-    /// <summary>Declares a constant (e.g. bin edges): it moves and is disposed with the group, but is never merged or reset.</summary>
-    /// <param name="value">The value; the group takes it over.</param>
-    public StateTensor Constant(Tensor value) => Declare(value, summed: false);
+    public StateTensor Add(ScalarType dtype, params long[] shape)
+    {
+        var state = new StateTensor(zeros(shape, dtype, Device).DetachFromDisposeScope());
+        _tensors.Add(state);
+        return state;
+    }
 
     /// <summary>Moves every tensor to <paramref name="device"/> the first time; afterwards the device stays (later inputs are copied to it).</summary>
     public void PinTo(Device device)
@@ -39,7 +40,7 @@ internal sealed class TrackerState : IDisposable
 
     /// <summary>
     /// Adds <paramref name="other"/>'s totals to these (copied from its device), after pinning to its device if it is
-    /// pinned and this group is not. Constants are left alone; <paramref name="other"/> is unchanged.
+    /// pinned and this group is not. <paramref name="other"/> is unchanged.
     /// </summary>
     /// <exception cref="InvalidOperationException">The groups were declared differently.</exception>
     public void Merge(TrackerState other)
@@ -51,21 +52,20 @@ internal sealed class TrackerState : IDisposable
             Tensor mine = _tensors[i].Value, theirs = other._tensors[i].Value;
             if (mine.dtype != theirs.dtype || !mine.shape.SequenceEqual(theirs.shape))
                 throw new InvalidOperationException(
-                    $"Tracker state {i} is {mine.dtype} {CrossEntropyInput.Shape(mine)} here and {theirs.dtype} {CrossEntropyInput.Shape(theirs)} in the other.");
+                    $"Tracker state {i} is {mine.dtype} {InputChecks.Shape(mine)} here and {theirs.dtype} {InputChecks.Shape(theirs)} in the other.");
         }
         if (other.IsPinned) PinTo(other.Device);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         for (int i = 0; i < _tensors.Count; i++)
-            if (_tensors[i].Summed) _tensors[i].Value.add_(other._tensors[i].Value.to(Device));
+            _tensors[i].Value.add_(other._tensors[i].Value.to(Device));
     }
 
-    /// <summary>Zeroes every total; constants and the device stay.</summary>
+    /// <summary>Zeroes every total; the device stays.</summary>
     public void Reset()
     {
         using var scope = NewDisposeScope();   // in-place ops hand back new handles; let the scope free them
-        foreach (var state in _tensors)
-            if (state.Summed) state.Value.zero_();
+        foreach (var state in _tensors) state.Value.zero_();
     }
 
     /// <summary>Frees every tensor.</summary>
@@ -79,29 +79,15 @@ internal sealed class TrackerState : IDisposable
     /// <summary>Whether the group is on <paramref name="device"/>.</summary>
     public bool IsOn(Device device) => device.type == Device.type && device.index == Device.index;
 
-    private StateTensor Declare(Tensor value, bool summed)
-    {
-        var state = new StateTensor(value.DetachFromDisposeScope(), summed);
-        _tensors.Add(state);
-        if (!IsOn(value.device)) state.MoveTo(Device);
-        return state;
-    }
 }
 
 /// <summary>One tensor of a <see cref="TrackerState"/>. Hold the handle, not <see cref="Value"/>: moving the group replaces the tensor.</summary>
 internal sealed class StateTensor
 {
-    internal StateTensor(Tensor value, bool summed)
-    {
-        Value = value;
-        Summed = summed;
-    }
+    internal StateTensor(Tensor value) => Value = value;
 
     /// <summary>The tensor now; replaced when the group moves.</summary>
     public Tensor Value { get; private set; }
-
-    /// <summary>Whether merging adds it and resetting zeroes it (false for constants).</summary>
-    internal bool Summed { get; }
 
     /// <summary>Copies the values to the host (a device synchronisation), flattened.</summary>
     public double[] ReadDoubles()
