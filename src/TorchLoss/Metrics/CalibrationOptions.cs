@@ -25,7 +25,7 @@ public sealed record CalibrationOptions
     /// <summary>The defaults: 15 bins, top-5, ignore index -100, aligned targets.</summary>
     public static CalibrationOptions Default { get; } = new();
 
-    // Float32 confidences near 1 are 2^-24 apart, and it keeps c·M exact in float64 (24 + 24 bits), see ConfidenceBins.
+    // Float32 confidences near 1 are 2^-24 apart, and ConfidenceBins.Edges is exact below 2^29.
     private const int MaxBins = 1 << 24;
 
     internal void Validate()

@@ -8,8 +8,8 @@ namespace TorchLoss.Metrics;
 /// with System.Text.Json and handed to <see cref="CalibrationTracker.Restore"/> resumes exactly.
 /// </summary>
 /// <remarks>
-/// The per-bin arrays have <see cref="Bins"/> entries, bin b covering float32 confidences c with b/M ≤ c &lt; (b+1)/M,
-/// exact rational edges (see <see cref="CalibrationTracker"/>); tokens of confidence exactly 1 are counted apart
+/// The per-bin arrays have <see cref="Bins"/> entries, bin b covering float32 confidences c with e_b ≤ c &lt; e_(b+1),
+/// e_b = b/M correctly rounded to float32 (see <see cref="CalibrationTracker"/>); tokens of confidence exactly 1 are counted apart
 /// (<see cref="CertainTokens"/>, torchmetrics' extra bin), so that <see cref="Ece"/> and <see cref="Mce"/> match
 /// torchmetrics while <see cref="ReliabilityBins"/> still has <see cref="Bins"/> bins. JSON written before the certain
 /// tokens were counted apart has no such fields; it reads with zeros there (those tokens stay in the last bin).

@@ -14,14 +14,14 @@ namespace TorchLoss.Metrics;
 /// <para>
 /// <b>Binning.</b> ECE is the L1 form of Guo et al. (2017), the definition of torchmetrics' multiclass
 /// <c>CalibrationError(norm="l1")</c>: Σ_b (n_b / N) |accuracy_b − confidence_b|; MCE is its <c>norm="max"</c>.
-/// The top-1 probability c is rounded to float32 (as torchmetrics bins it) and binned with exact rational edges:
-/// bin b = floor(c·M), computed in float64 where c·M is exact, so bin b (0 ≤ b &lt; M) holds b/M ≤ c &lt; (b+1)/M — a
+/// The top-1 probability c is rounded to float32 (as torchmetrics bins it) and compared with the edges
+/// e_b = b/M correctly rounded to float32 (ties to even), b = 0…M: bin b (0 ≤ b &lt; M) holds e_b ≤ c &lt; e_(b+1) — a
 /// confidence exactly on an edge belongs to the upper bin, 0 to the first — and c = 1 is a bin of its own, as in
 /// torchmetrics (<c>bucketize(c, linspace(0, 1, M+1), right=True) - 1</c> gives it index M). ECE and MCE sum and
 /// maximise over these M + 1 bins; <see cref="CalibrationSnapshot.ReliabilityBins"/> shows M bins, the last one
-/// holding the tokens of c = 1 as well. The result does not depend on the libtorch version. It equals torchmetrics'
-/// except for a float32 confidence lying between torchmetrics' float32 <c>linspace</c> edge and the exact edge b/M
-/// (the two are at most a few float32 steps apart, at edges that vary with the libtorch version): there torchmetrics
+/// holding the tokens of c = 1 as well. The edges do not depend on the libtorch version. The result equals
+/// torchmetrics' except for a float32 confidence lying between torchmetrics' float32 <c>linspace</c> edge and e_b,
+/// where the two differ (by a float32 step or so, at edges that vary with the libtorch version): there torchmetrics
 /// puts it in the neighbouring bin. The Brier score is Σ_c (p_c − 1[c = target])² = Σ_c p_c² − 2 p_target + 1, computed without
 /// a one-hot tensor.
 /// </para>
@@ -62,6 +62,7 @@ public sealed class CalibrationTracker : IDisposable
     private readonly StateTensor _binCounts;     // int64 [M + 1]
     private readonly StateTensor _binConfidence; // float64 [M + 1]
     private readonly StateTensor _binCorrect;    // int64 [M + 1]
+    private readonly ConfidenceBins _bins;
     private long _updates;
     private CalibrationSnapshot? _cached;
     private bool _disposed;
@@ -79,6 +80,7 @@ public sealed class CalibrationTracker : IDisposable
         _binCounts = _state.Add(ScalarType.Int64, Options.Bins + 1);
         _binConfidence = _state.Add(ScalarType.Float64, Options.Bins + 1);
         _binCorrect = _state.Add(ScalarType.Int64, Options.Bins + 1);
+        _bins = new ConfidenceBins(Options.Bins, _state);
     }
 
     /// <summary>The options this tracker was built with.</summary>
@@ -246,7 +248,7 @@ public sealed class CalibrationTracker : IDisposable
         var sums = stack([confidence64.sum(), Counted(entropy).sum(), Counted(brier).sum()]).to(device);
         var counts = stack([counted.sum(), top1.sum(), topK.sum(), skipped.sum()]).to(ScalarType.Int64, device);
 
-        var bin = ConfidenceBins.Index(confidence.masked_fill(left, 0.0), Options.Bins).to(device);
+        var bin = _bins.Index(confidence.masked_fill(left, 0.0)).to(device);
         _binCounts.Value.index_add_(0, bin, counted.to(ScalarType.Int64, device), 1);
         _binConfidence.Value.index_add_(0, bin, confidence64.to(device), 1.0);
         _binCorrect.Value.index_add_(0, bin, top1.to(ScalarType.Int64, device), 1);

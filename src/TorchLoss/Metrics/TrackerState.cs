@@ -21,12 +21,11 @@ internal sealed class TrackerState : IDisposable
     public bool IsPinned { get; private set; }
 
     /// <summary>Declares a zero-filled total: added by <see cref="Merge"/>, zeroed by <see cref="Reset"/>.</summary>
-    public StateTensor Add(ScalarType dtype, params long[] shape)
-    {
-        var state = new StateTensor(zeros(shape, dtype, Device).DetachFromDisposeScope());
-        _tensors.Add(state);
-        return state;
-    }
+    public StateTensor Add(ScalarType dtype, params long[] shape) => Declare(zeros(shape, dtype), summed: true);
+
+    /// <summary>Declares a constant (e.g. bin edges): it moves and is disposed with the group, but is never merged or reset.</summary>
+    /// <param name="value">The value; the group takes it over.</param>
+    public StateTensor Constant(Tensor value) => Declare(value, summed: false);
 
     /// <summary>Moves every tensor to <paramref name="device"/> the first time; afterwards the device stays (later inputs are copied to it).</summary>
     public void PinTo(Device device)
@@ -40,7 +39,7 @@ internal sealed class TrackerState : IDisposable
 
     /// <summary>
     /// Adds <paramref name="other"/>'s totals to these (copied from its device), after pinning to its device if it is
-    /// pinned and this group is not. <paramref name="other"/> is unchanged.
+    /// pinned and this group is not. Constants are left alone; <paramref name="other"/> is unchanged.
     /// </summary>
     /// <exception cref="InvalidOperationException">The groups were declared differently.</exception>
     public void Merge(TrackerState other)
@@ -58,14 +57,15 @@ internal sealed class TrackerState : IDisposable
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         for (int i = 0; i < _tensors.Count; i++)
-            _tensors[i].Value.add_(other._tensors[i].Value.to(Device));
+            if (_tensors[i].Summed) _tensors[i].Value.add_(other._tensors[i].Value.to(Device));
     }
 
-    /// <summary>Zeroes every total; the device stays.</summary>
+    /// <summary>Zeroes every total; constants and the device stay.</summary>
     public void Reset()
     {
         using var scope = NewDisposeScope();   // in-place ops hand back new handles; let the scope free them
-        foreach (var state in _tensors) state.Value.zero_();
+        foreach (var state in _tensors)
+            if (state.Summed) state.Value.zero_();
     }
 
     /// <summary>Frees every tensor.</summary>
@@ -79,15 +79,29 @@ internal sealed class TrackerState : IDisposable
     /// <summary>Whether the group is on <paramref name="device"/>.</summary>
     public bool IsOn(Device device) => device.type == Device.type && device.index == Device.index;
 
+    private StateTensor Declare(Tensor value, bool summed)
+    {
+        var state = new StateTensor(value.DetachFromDisposeScope(), summed);
+        _tensors.Add(state);
+        if (!IsOn(value.device)) state.MoveTo(Device);
+        return state;
+    }
 }
 
 /// <summary>One tensor of a <see cref="TrackerState"/>. Hold the handle, not <see cref="Value"/>: moving the group replaces the tensor.</summary>
 internal sealed class StateTensor
 {
-    internal StateTensor(Tensor value) => Value = value;
+    internal StateTensor(Tensor value, bool summed)
+    {
+        Value = value;
+        Summed = summed;
+    }
 
     /// <summary>The tensor now; replaced when the group moves.</summary>
     public Tensor Value { get; private set; }
+
+    /// <summary>Whether merging adds it and resetting zeroes it (false for constants).</summary>
+    internal bool Summed { get; }
 
     /// <summary>Copies the values to the host (a device synchronisation), flattened.</summary>
     public double[] ReadDoubles()
