@@ -32,7 +32,7 @@ public sealed class PreferenceBatch : IDisposable
     /// <summary>[2B, T] bool: true for real tokens, false for padding.</summary>
     public Tensor AttentionMask { get; }
 
-    /// <summary>[2B, T] int64: each real token's position in its own sequence (0 at its first token, whichever side the padding is on); 0 on left padding.</summary>
+    /// <summary>[2B, T] int64: each real token's position in its own sequence (0 at its first token, whichever side the padding is on); padding holds 0 on the left and the last position on the right, and is never attended.</summary>
     public Tensor PositionIds { get; }
 
     /// <summary>The number of pairs B.</summary>

@@ -72,6 +72,11 @@ public sealed class PreferencePairBuilder
             {
                 // Both sides drop the same exchanges, so their prompts stay identical.
             }
+            catch (SftExampleException e) when (e.Reason == SftRejection.TooLong && Options.Truncation == TruncationPolicy.DropOldestTurns)
+            {
+                throw new SftExampleException(SftRejection.TooLong,
+                    $"{e.Message} No whole exchange is left to drop{(dropped > 0 ? $" after dropping the {dropped} oldest" : "")}; raise MaxLength or shorten the last exchange.");
+            }
         }
     }
 
@@ -131,7 +136,9 @@ public sealed class PreferencePairBuilder
         }
         catch (SftExampleException e) when (e.Reason == SftRejection.TooLong)
         {
-            throw new SftExampleException(SftRejection.TooLong, $"The {side} side cannot fit: {e.Message}");
+            // The side builder never drops turns (the pair does), so its "policy Error" is not the user's policy.
+            throw new SftExampleException(SftRejection.TooLong,
+                $"The pair cannot fit: its {side} side is longer than MaxLength = {Options.MaxLength} tokens ({e.Message.Replace(" (truncation policy Error)", "", StringComparison.Ordinal)}).");
         }
         catch (SftExampleException e) when (e.Reason == SftRejection.NoTrainedTokens)
         {

@@ -119,6 +119,8 @@ public class PreferencePairBuilderTests
         // The last exchange alone does not fit either.
         var dropped = Assert.Throws<SftExampleException>(() => Builder("chars", "plain", 20).Build(History, "Rome.", "Milan."));
         Assert.Equal(SftRejection.TooLong, dropped.Reason);
+        Assert.Contains("No whole exchange is left to drop after dropping the 1 oldest", dropped.Message);
+        Assert.DoesNotContain("policy Error", dropped.Message);
 
         // KeepStart with a prompt that fills MaxLength would leave both answers all-masked.
         var cut = Assert.Throws<SftExampleException>(() => Builder("chars", "plain", prompt, TruncationPolicy.KeepStart).Build(History, "Rome.", "Milan."));
