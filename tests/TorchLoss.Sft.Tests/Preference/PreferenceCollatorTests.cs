@@ -1,9 +1,9 @@
 using TorchLoss.Sft;
 using TorchSharp;
-using static TorchLoss.Tests.Sft.SftTestKit;
+using static TorchLoss.Sft.Tests.SftTestKit;
 using static TorchSharp.torch;
 
-namespace TorchLoss.Tests.Sft;
+namespace TorchLoss.Sft.Tests.Preference;
 
 public class PreferenceCollatorTests
 {
