@@ -60,6 +60,22 @@ public sealed class ReadmeSnippetTests(ITestOutputHelper output) : IDisposable
             """,
             "using TinyGpt;\nusing TorchLoss.Sft;"),
         new("using var head = new ChunkedLinearCrossEntropy(", "FusedHead", "", "FusedHead();"),
+        new("using var dpo = new PreferenceLoss(new PreferenceOptions { Loss = PreferenceLossKind.Dpo", "PreferenceQuickStart", "", "PreferenceQuickStart();"),
+        new("var cache = PreferenceReferenceCache.Compute(", "PreferenceFromChats",
+            "Microsoft.ML.Tokenizers.Tokenizer tokenizer, IEnumerable<(IReadOnlyList<ChatMessage> History, string Chosen, string Rejected)> data, "
+            + "nn.Module<Tensor, Tensor> referenceModel, nn.Module<Tensor, Tensor> policy, IEnumerable<int[]> shuffledBatchesOfPairIndices",
+            """
+            {
+                var chatTokenizer = new CharTokenizer("<|im_start|>user\nassistant\n<|im_end|>\n What is 2+2? It is 4. five 3+3 6 seven");
+                var chats = new (IReadOnlyList<ChatMessage> History, string Chosen, string Rejected)[]
+                {
+                    ([ChatMessage.User("What is 2+2?")], "It is 4.", "It is five."),
+                    ([ChatMessage.User("What is 3+3?")], "It is 6.", "It is seven."),
+                };
+                PreferenceFromChats(chatTokenizer, chats, Model(chatTokenizer.VocabularySize), Model(chatTokenizer.VocabularySize), [[1, 0], [0]]);
+            }
+            """,
+            "using TorchLoss;\nusing TorchLoss.Sft;"),
         // The README's map of the areas: one self-contained example each.
         new("Smoothing = SmoothingKind.OtherClasses", "MapCrossEntropy", "", "MapCrossEntropy();"),
         new("using var kd = new DistillationLoss(", "MapDistillation", "", "MapDistillation();"),
