@@ -260,6 +260,28 @@ public class CalibrationTrackerTests
             tracker.Update(logits, labels);
             _ = tracker.Snapshot();
         });
+        using var other = new CalibrationTracker();
+        LeakCheck.AssertNoGrowth(() => { other.Merge(tracker); other.Reset(); other.Restore(tracker.Snapshot()); }, 20);
+    }
+
+    [Fact]
+    public void ResetClearsEveryTotalAndTheTrackerCountsAfresh()
+    {
+        using var scope = NewDisposeScope();
+        using var tracker = new CalibrationTracker(new CalibrationOptions { Bins = 4 });
+        using var fresh = new CalibrationTracker(new CalibrationOptions { Bins = 4 });
+        var logits = tensor(Probabilities).log();
+        var targets = tensor(Targets);
+        tracker.Update(logits, targets);
+        tracker.Update(tensor(new[,] { { 0.0, -1000.0 } }), tensor(new long[] { 0 }));   // a confidence of 1
+        tracker.Reset();
+
+        var empty = tracker.Snapshot();
+        Assert.Equal((0L, 0L, 0L, 0L), (empty.Updates, empty.Tokens, empty.CertainTokens, empty.BinCounts.Sum()));
+        Assert.Equal((0.0, 0.0), (empty.ConfidenceSum, empty.BinConfidenceSums.Sum()));
+        tracker.Update(logits, targets);
+        fresh.Update(logits, targets);
+        AssertSame(fresh.Snapshot(), tracker.Snapshot());
     }
 
     private static void AssertSame(CalibrationSnapshot expected, CalibrationSnapshot actual)
