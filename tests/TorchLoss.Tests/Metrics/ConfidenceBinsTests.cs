@@ -1,12 +1,19 @@
 using TorchLoss.Metrics;
 using TorchSharp;
+using Xunit.Abstractions;
 using static TorchSharp.torch;
 
 namespace TorchLoss.Tests.Metrics;
 
 public class ConfidenceBinsTests
 {
-    public ConfidenceBinsTests() => TorchBackend.EnsureLoaded();
+    private readonly ITestOutputHelper _output;
+
+    public ConfidenceBinsTests(ITestOutputHelper output)
+    {
+        TorchBackend.EnsureLoaded();
+        _output = output;
+    }
 
     [Theory]
     [InlineData(1)]
@@ -57,8 +64,10 @@ public class ConfidenceBinsTests
     }
 
     [Theory]
+    [InlineData(3)]
     [InlineData(10)]
     [InlineData(15)]
+    [InlineData(100)]
     public void EceAndMceMatchTorchmetricsBinning(int m)
     {
         using var scope = NewDisposeScope();
@@ -70,6 +79,7 @@ public class ConfidenceBinsTests
 
         // Float64 rows whose float32 confidence is exactly an edge, a float32 beside it, or 1 (class 0 on top, the rest equal).
         // Edges where this libtorch's linspace differs from b/M rounded to float32 are left out: there the two bin differently.
+        _output.WriteLine($"M {m}: this libtorch's float32 linspace differs from b/M rounded to float32 at b = [{string.Join(", ", Enumerable.Range(0, m + 1).Where(b => torchEdges[b] != ConfidenceBins.Edges(m)[b]))}]");
         var exact = new List<double>();
         for (int b = 1; b <= m; b++)
         {
