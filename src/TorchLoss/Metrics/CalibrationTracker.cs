@@ -21,8 +21,8 @@ namespace TorchLoss.Metrics;
 /// maximise over these M + 1 bins; <see cref="CalibrationSnapshot.ReliabilityBins"/> shows M bins, the last one
 /// holding the tokens of c = 1 as well. The edges do not depend on the libtorch version. The result equals
 /// torchmetrics' except for a float32 confidence lying between torchmetrics' float32 <c>linspace</c> edge and e_b,
-/// where the two differ (by a float32 step or so, at edges that vary with the libtorch version): there torchmetrics
-/// puts it in the neighbouring bin. The Brier score is Σ_c (p_c − 1[c = target])² = Σ_c p_c² − 2 p_target + 1, computed without
+/// where the two differ (by one or two float32 steps, at edges that vary with the libtorch version): there torchmetrics
+/// puts it in the neighbouring bin (docs/calibration.md lists where). The Brier score is Σ_c (p_c − 1[c = target])² = Σ_c p_c² − 2 p_target + 1, computed without
 /// a one-hot tensor.
 /// </para>
 /// <para>

@@ -9,7 +9,7 @@ namespace TorchLoss.Metrics;
 /// too): with e_b = b/M rounded to the nearest float32 (ties to even), slot b &lt; M holds e_b ≤ c &lt; e_(b+1), and a
 /// confidence of exactly 1 gets slot M of its own, as <c>torch.bucketize(c, edges, right=True) - 1</c> gives it in
 /// torchmetrics. Only the edges can differ: torchmetrics takes them from float32 <c>torch.linspace(0, 1, M + 1)</c>,
-/// which is a float32 step or so off the correctly rounded b/M at some edges, at which ones depends on the libtorch version.
+/// which is one or two float32 steps off the correctly rounded b/M at some edges, at which ones depends on the libtorch version.
 /// </summary>
 internal sealed class ConfidenceBins
 {
