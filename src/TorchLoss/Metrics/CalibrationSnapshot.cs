@@ -10,8 +10,8 @@ namespace TorchLoss.Metrics;
 /// <remarks>
 /// The per-bin arrays have <see cref="Bins"/> entries, bin b covering float32 confidences c with e_b ≤ c &lt; e_(b+1),
 /// e_b = b/M correctly rounded to float32 (see <see cref="CalibrationTracker"/>); tokens of confidence exactly 1 are counted apart
-/// (<see cref="CertainTokens"/>, torchmetrics' extra bin), so that <see cref="Ece"/> and <see cref="Mce"/> match
-/// torchmetrics while <see cref="ReliabilityBins"/> still has <see cref="Bins"/> bins. JSON written before the certain
+/// (<see cref="CertainTokens"/>, torchmetrics' extra bin), so that <see cref="Ece"/> and <see cref="Mce"/> follow
+/// torchmetrics' definition (binned on version-independent edges, see <see cref="CalibrationTracker"/>) while <see cref="ReliabilityBins"/> still has <see cref="Bins"/> bins. JSON written before the certain
 /// tokens were counted apart has no such fields; it reads with zeros there (those tokens stay in the last bin).
 /// </remarks>
 /// <param name="Bins">Number of equal-width confidence bins, M.</param>
