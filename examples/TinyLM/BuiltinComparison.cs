@@ -102,6 +102,7 @@ public static class BuiltinComparison
             ValLoss = final.MeanNll,
             ValPerplexity = final.Perplexity,
             TrainSeconds = Math.Round(seconds, 2),
+            EvalSeconds = Math.Round(final.Seconds + finalBuiltin.Seconds, 2),
             Steps = stop,
             TokensPerSecond = Math.Round(trainer.TrainTokens / Math.Max(seconds, 1e-9), 1),
             Extra = new Dictionary<string, object?>

@@ -91,6 +91,14 @@ public sealed class DistillationTrainingLoss : ITrainingLoss, IDisposable
         evaluationTotals = evaluationTotals.Add(Totals(result));
     }
 
+    /// <summary>Adds one batch a <see cref="PerplexityEvaluator"/> scored to the evaluation totals (the evaluator keeps its tensors).</summary>
+    public void Observe(EvaluationBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        // The batch's labels are its ids (unshifted); the wrapper is not disposed, so the evaluator's tensors live on.
+        Observe(batch.Logits, new TrainingBatch(batch.Labels, batch.Labels, batch.LossMask));
+    }
+
     private static DistillationTotals Totals(DistillationResult result) => new(
         result.TeacherEntropySum.item<double>(), result.CrossEntropySum.item<double>(),
         result.KlDivergenceSum.item<double>(), result.PositionCount.item<long>());

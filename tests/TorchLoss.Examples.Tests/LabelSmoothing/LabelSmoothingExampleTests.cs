@@ -59,6 +59,6 @@ public class LabelSmoothingExampleTests
     public void BadOptionsAreClearErrors(string option, string? value, string message)
     {
         string[] args = value is null ? [option] : [option, value];
-        Assert.Contains(message, Assert.Throws<ArgumentException>(() => LabelSmoothingOptions.Parse(args)).Message);
+        Assert.Contains(message, Assert.Throws<UsageException>(() => LabelSmoothingOptions.Parse(args)).Message);
     }
 }
