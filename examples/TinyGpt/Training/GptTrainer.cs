@@ -238,7 +238,16 @@ public sealed class GptTrainer : IDisposable
     /// <param name="validation">Makes a fresh pass over the validation batches; null skips evaluation.</param>
     /// <param name="fit">Logging, checkpointing and stopping.</param>
     public void Fit(IBatchSource source, Func<IEnumerable<TrainingBatch>>? validation, FitOptions? fit = null) =>
-        Fit(source, validation is null ? null : () => Evaluate(validation()), fit);
+        Fit(source, validation is null ? null : () => EvaluatePass(validation), fit);
+
+    /// <summary>Evaluates a fresh validation pass; the time spent making its batches is validation time too.</summary>
+    private EvaluationResult EvaluatePass(Func<IEnumerable<TrainingBatch>> validation)
+    {
+        var watch = Stopwatch.StartNew();
+        var batches = validation();
+        EvaluationSeconds += watch.Elapsed.TotalSeconds;
+        return Evaluate(batches);
+    }
 
     private void Fit(IBatchSource source, Func<EvaluationResult>? evaluate, FitOptions? fit)
     {

@@ -1,5 +1,6 @@
 using LabelSmoothing;
 using Microsoft.Extensions.Logging.Abstractions;
+using TinyGpt;
 using TorchLoss.Examples.Tests.TinyLM;
 using static TorchSharp.torch;
 
