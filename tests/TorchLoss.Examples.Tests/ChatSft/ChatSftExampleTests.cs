@@ -129,7 +129,7 @@ public class ChatSftOptionsTests
     {
         Assert.Throws<UsageException>(() => ChatSftOptions.Parse([option, value]));
         var error = new StringWriter();
-        Assert.Equal(ExampleExit.UsageError, ExampleExit.Run(() => ChatSftOptions.Parse([option, value]).Steps, error));
+        Assert.Equal(ExampleExit.UsageError, ExampleExit.Run(() => ChatSftOptions.Parse([option, value]).Trainer.Steps, error));
         Assert.StartsWith("error: ", error.ToString());
     }
 
@@ -137,8 +137,8 @@ public class ChatSftOptionsTests
     public void Quick_keeps_a_seed_given_before_it()
     {
         var options = ChatSftOptions.Parse(["--seed", "7", "--quick", "--steps", "12"]);
-        Assert.Equal(7UL, options.Seed);
-        Assert.Equal(12, options.Steps);
+        Assert.Equal(7UL, options.Trainer.Seed);
+        Assert.Equal(12, options.Trainer.Steps);
         Assert.Equal(ChatSftOptions.Quick.TrainConversations, options.TrainConversations);
     }
 }
