@@ -7,6 +7,15 @@ namespace TorchLoss.Examples.Tests.TinyLM;
 [Collection("TinyLM")]
 public sealed class TinyLmTests
 {
+    private static double Number(string text) => double.Parse(text.Replace(",", ""), System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The KL term of the decomposition TinyLM prints on the embedded corpus.</summary>
+    internal static double PrintedSourceKl(string output)
+    {
+        string line = output.Split('\n').Single(l => l.Contains("the KL divergence of the model from the source", StringComparison.Ordinal));
+        return Number(line.Trim().Split(' ')[0]);
+    }
+
     private static readonly string[] Small = ["--layers", "2", "--heads", "2", "--dim", "32", "--context", "32", "--batch", "8", "--log-interval", "10"];
 
     [Fact]
@@ -32,10 +41,36 @@ public sealed class TinyLmTests
         Assert.Equal(Math.Exp(root.GetProperty("val_loss").GetDouble()), root.GetProperty("val_ppl").GetDouble(), 9);
         Assert.Equal(60, root.GetProperty("steps").GetInt32());
         Assert.True(root.GetProperty("train_seconds").GetDouble() > 0);
+        Assert.True(root.GetProperty("eval_seconds").GetDouble() > 0);
+        Assert.True(root.GetProperty("eval_seconds").GetDouble() >= root.GetProperty("final_eval_seconds").GetDouble() - 0.01);
         Assert.True(root.GetProperty("tokens_per_second").GetDouble() > 0);
+        // The printed line names training and validation time separately; tokens/s is training tokens per training second,
+        // and the peak memory is a number the process measured (VmHWM), the one summary.json holds.
+        var timing = System.Text.RegularExpressions.Regex.Match(run.Output,
+            @"training: ([\d,]+) tokens in ([\d.]+) s \(([\d,]+) tokens/s\); validation passes: ([\d.]+) s; peak resident memory ([\d.]+) MiB");
+        Assert.True(timing.Success, run.Output);
+        double trainSeconds = root.GetProperty("train_seconds").GetDouble(), evalSeconds = root.GetProperty("eval_seconds").GetDouble();
+        Assert.Equal(trainSeconds, Number(timing.Groups[2].Value), 0.06);
+        Assert.Equal(evalSeconds, Number(timing.Groups[4].Value), 0.06);
+        Assert.Equal(Number(timing.Groups[1].Value) / trainSeconds, root.GetProperty("tokens_per_second").GetDouble(), 0.01 * root.GetProperty("tokens_per_second").GetDouble());
+        Assert.Equal(root.GetProperty("tokens_per_second").GetDouble(), Number(timing.Groups[3].Value), 1.0);
+        double peak = root.GetProperty("peak_resident_mib").GetDouble();
+        Assert.Equal(peak, Number(timing.Groups[5].Value), 0.06);
+        Assert.InRange(peak, 50, 8192);
         double h = root.GetProperty("entropy_rate").GetDouble();
         Assert.True(root.GetProperty("val_loss").GetDouble() > h, "a model cannot beat the source's entropy rate");
         Assert.Contains("entropy rate H", run.Output);
+        // The decomposition's terms are measured on the validation windows themselves: the KL is exact (never
+        // negative) and the four parts add up to the validation loss.
+        double windows = root.GetProperty("val_source_entropy").GetDouble();
+        double kl = root.GetProperty("val_source_kl").GetDouble();
+        double noise = root.GetProperty("val_sampling_noise").GetDouble();
+        Assert.True(kl >= 0, $"KL {kl}");
+        Assert.True(windows > h, $"H on windows without history {windows} vs H {h}");
+        Assert.Equal(root.GetProperty("val_loss").GetDouble(), h + (windows - h) + kl + noise, 6);
+        Assert.Equal(windows + kl, root.GetProperty("val_source_cross_entropy").GetDouble(), 4);
+        Assert.Contains("the KL divergence of the model from the source (exact", run.Output);
+        Assert.Equal(kl, PrintedSourceKl(run.Output), 6e-5);
         Assert.True(new FileInfo(dir.File("loss.png")).Length > 10_000);
         Assert.True(new FileInfo(dir.File("reliability.png")).Length > 10_000);
         // Every evaluation reports calibration; the summary holds the last one's.
@@ -194,6 +229,17 @@ public sealed class TinyLmTests
     }
 
     [Fact]
+    public void Prompt_outside_the_vocabulary_is_refused_before_training()
+    {
+        using var dir = new TempDirectory();
+        string outDir = dir.File("out");
+        // The embedded corpus has lowercase letters, space and punctuation only: 'Z' has no token.
+        var run = TinyLmProcess.Run([.. Small, "--steps", "2", "--prompt", "Zebra", "--out", outDir]);
+        AssertFailedCleanly(run, outDir, "--prompt cannot be encoded");
+        Assert.DoesNotContain("step 1/", run.Output + run.Error);
+    }
+
+    [Fact]
     public void Help_lists_every_option()
     {
         var run = TinyLmProcess.Run("--help");
@@ -204,11 +250,10 @@ public sealed class TinyLmTests
 
     private static void AssertFailedCleanly(TinyLmProcess.Result run, string outDir, string message)
     {
-        Assert.NotEqual(0, run.ExitCode);
+        Assert.True(run.ExitCode == 2, $"exit code {run.ExitCode}: {run.Error}");
         Assert.Contains(message, run.Error);
         Assert.DoesNotContain("   at ", run.Error); // a message, not a stack trace
-        Assert.False(File.Exists(Path.Combine(outDir, "checkpoint.bin")), "a failed run left a checkpoint");
-        Assert.False(File.Exists(Path.Combine(outDir, "checkpoint.bin.tmp")), "a failed run left a partial checkpoint");
+        Assert.False(Directory.Exists(outDir), "a failed run wrote into --out");
     }
 
     private sealed record Row(int Step, double Train, double? Val, double? Accuracy, double? Ece, double? Confidence);
