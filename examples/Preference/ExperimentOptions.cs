@@ -18,16 +18,16 @@ public sealed record ExperimentOptions
     public double SftLearningRate { get; init; } = 6e-3;
 
     /// <summary>Training preference pairs (questions not in the SFT data).</summary>
-    public int Pairs { get; init; } = 1024;
+    public int Pairs { get; init; } = 4096;
 
     /// <summary>Preference optimiser steps per loss.</summary>
-    public int Steps { get; init; } = 150;
+    public int Steps { get; init; } = 200;
 
     /// <summary>Pairs per preference step.</summary>
     public int Batch { get; init; } = 16;
 
     /// <summary>Preference peak learning rate (the same for every loss).</summary>
-    public double LearningRate { get; init; } = 5e-4;
+    public double LearningRate { get; init; } = 3e-3;
 
     /// <summary>Held-out questions, about words in neither the SFT data nor the training pairs.</summary>
     public int HeldOut { get; init; } = 256;
@@ -74,7 +74,7 @@ public sealed record ExperimentOptions
 
     /// <summary>The command-line usage.</summary>
     public const string Usage =
-        "Usage: dotnet run --project examples/Preference -c Release [-- --quick] [--steps N] [--sft-steps N] [--lr X] [--sft-lr X] [--sft-batch N] [--seed N] [--threads N] [--out DIR]";
+        "Usage: dotnet run --project examples/Preference -c Release [-- --quick] [--steps N] [--pairs N] [--sft-steps N] [--lr X] [--sft-lr X] [--sft-batch N] [--seed N] [--threads N] [--out DIR]";
 
     /// <summary>Reads the command line: <c>--quick</c> starts from <see cref="Quick"/>, the other options override single values.</summary>
     /// <exception cref="ArgumentException">An unknown option, a missing or malformed value, or a value out of range.</exception>
@@ -94,6 +94,7 @@ public sealed record ExperimentOptions
                 "--sft-steps" => options with { SftSteps = Integer("--sft-steps", value) },
                 "--lr" => options with { LearningRate = Number("--lr", value) },
                 "--sft-lr" => options with { SftLearningRate = Number("--sft-lr", value) },
+                "--pairs" => options with { Pairs = Integer("--pairs", value) },
                 "--sft-batch" => options with { SftBatch = Integer("--sft-batch", value) },
                 "--seed" => options with { Seed = (ulong)Integer("--seed", value) },
                 "--threads" => options with { Threads = Integer("--threads", value) },

@@ -6,8 +6,9 @@ using static TorchSharp.torch;
 namespace Preference;
 
 /// <summary>
-/// The held-out questions as preference pairs in one batch, with what the reference (the SFT model) gives on them, so
-/// any policy can be measured against it: rewards, log-probabilities, KL from the reference and greedy answers.
+/// A fixed set of questions (the held-out ones, or some training ones) as preference pairs in one batch, with what the
+/// reference (the SFT model) gives on them, so any policy can be measured against it: rewards, log-probabilities, KL
+/// from the reference and greedy answers.
 /// </summary>
 public sealed class HeldOutSet : IDisposable
 {

@@ -47,7 +47,9 @@ public sealed class PreferenceExperiment
         var cache = PreferenceReferenceCache.Compute(new PreferenceCollator(padTokenId: 0).Batches(trainPairs, 64), batch =>
             PreferenceReference.FromLogits(EvalForward(sft, batch.InputIds), batch.Labels, batch.CompletionMask));
         using var heldOut = new HeldOutSet(heldOutQuestions, Pairs(pairBuilder, heldOutQuestions), sft, Tokenizer, Template.EndOfTurn);
-        return LossSetting.All.Select(setting => Tune(setting, sft, trainPairs, cache, heldOut)).ToList();
+        int seen = Math.Min(256, trainPairs.Count);
+        using var trained = new HeldOutSet(trainQuestions[..seen], trainPairs[..seen], sft, Tokenizer, Template.EndOfTurn);
+        return LossSetting.All.Select(setting => Tune(setting, sft, trainPairs, cache, heldOut, trained)).ToList();
     }
 
     /// <summary>SFT questions, training-pair questions about other words, held-out questions about words in neither.</summary>
@@ -94,7 +96,7 @@ public sealed class PreferenceExperiment
     }
 
     /// <summary>One preference run from a copy of the SFT model; the pair order depends only on the seed.</summary>
-    private RunResult Tune(LossSetting setting, Gpt sft, IReadOnlyList<PreferencePair> pairs, PreferenceReferenceCache cache, HeldOutSet heldOut)
+    private RunResult Tune(LossSetting setting, Gpt sft, IReadOnlyList<PreferencePair> pairs, PreferenceReferenceCache cache, HeldOutSet heldOut, HeldOutSet trained)
     {
         var watch = Stopwatch.StartNew();
         using var policy = Copy(sft);
@@ -103,6 +105,7 @@ public sealed class PreferenceExperiment
         var collator = new PreferenceCollator(padTokenId: 0);
         var order = new SplitMix64(Options.Seed ^ 0x0DE4_0000_0000_0001UL);
         var curve = new List<Measurement> { heldOut.Measure(policy, loss, setting.NeedsReference, step: 0) };
+        var trainedBefore = trained.Measure(policy, loss, setting.NeedsReference, step: 0);
         for (int step = 1; step <= Options.Steps; step++)
         {
             var indices = Enumerable.Range(0, Options.Batch).Select(_ => (int)order.NextInt64(pairs.Count)).ToArray();
@@ -115,12 +118,14 @@ public sealed class PreferenceExperiment
             if (step % Options.EvalInterval == 0 || step == Options.Steps)
                 curve.Add(heldOut.Measure(policy, loss, setting.NeedsReference, step));
         }
+        var trainedAfter = trained.Measure(policy, loss, setting.NeedsReference, Options.Steps);
         var (before, after) = (curve[0], curve[^1]);
         logger.LogInformation(
-            "{Loss}: held-out rule share {Before:P1} -> {After:P1}, reward accuracy {AccBefore:P1} -> {AccAfter:P1}, log p chosen {ChosenBefore:F3} -> {ChosenAfter:F3}, rejected {RejectedBefore:F3} -> {RejectedAfter:F3}, KL {Kl:F4}; {Seconds:F1} s",
+            "{Loss}: held-out rule share {Before:P1} -> {After:P1}, reward accuracy {AccBefore:P1} -> {AccAfter:P1}, log p chosen {ChosenBefore:F3} -> {ChosenAfter:F3}, rejected {RejectedBefore:F3} -> {RejectedAfter:F3}, KL {Kl:F4}; on training pairs rule share {TrainedRule:P1}, reward accuracy {TrainedAccuracy:P1}; {Seconds:F1} s",
             setting.Name, before.FollowsRule, after.FollowsRule, before.RewardAccuracy, after.RewardAccuracy,
-            before.ChosenLogProb, after.ChosenLogProb, before.RejectedLogProb, after.RejectedLogProb, after.KlFromReference, watch.Elapsed.TotalSeconds);
-        return new RunResult(setting, curve, watch.Elapsed.TotalSeconds);
+            before.ChosenLogProb, after.ChosenLogProb, before.RejectedLogProb, after.RejectedLogProb, after.KlFromReference,
+            trainedAfter.FollowsRule, trainedAfter.RewardAccuracy, watch.Elapsed.TotalSeconds);
+        return new RunResult(setting, curve, (trainedBefore, trainedAfter), watch.Elapsed.TotalSeconds);
     }
 
     /// <summary>A fresh model with the SFT model's weights: every run starts from the same point.</summary>
