@@ -17,8 +17,8 @@ public class PreferenceExampleTests
         Assert.All(questions, q =>
         {
             Assert.Equal(LetterQuestions.WordLength, q.Word.Length);
-            bool first = q.Request.StartsWith("first letter of ", StringComparison.Ordinal);
-            Assert.True(first || q.Request.StartsWith("final letter of ", StringComparison.Ordinal), q.Request);
+            bool first = q.Request.StartsWith("first ", StringComparison.Ordinal);
+            Assert.True(first || q.Request.StartsWith("final ", StringComparison.Ordinal), q.Request);
             Assert.EndsWith(" " + q.Word, q.Request);
             Assert.Equal(first ? q.Word[..1] : q.Word[^1..], q.Correct);
             Assert.Equal(first ? q.Word[^1..] : q.Word[..1], q.Wrong);
