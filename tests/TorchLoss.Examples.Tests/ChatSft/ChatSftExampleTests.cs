@@ -88,7 +88,7 @@ public class ChatSftExampleTests
         torch.manual_seed(4);
         using var model = new Gpt(new GptConfig(VocabSize: 20, ContextLength: 24, Layers: 1, Heads: 2, Dim: 16));
         int[][] prompts = [[1, 2, 3], [4, 5, 6, 7, 8, 9], [10]];
-        var together = AnswerEvaluation.GreedyContinuations(model, prompts, newTokens: 6);
+        var together = GreedyDecoding.Continue(model, prompts, newTokens: 6);
         for (int i = 0; i < prompts.Length; i++)
         {
             using var ids = torch.tensor(prompts[i].Select(x => (long)x).ToArray(), [1, prompts[i].Length]);
