@@ -11,6 +11,7 @@ using TorchLoss.Benchmarks;
 //   --paired --dispatch-grid [--round-budget S] [--min-logits L] [--max-logits L] [--min-rounds R] [--epsilon E]  fused vs libtorch vs Auto over N × V: the evidence for Auto's size rule
 //   --memory [--quick]   peak resident memory per variant, each in its own child process
 //   --distill             with --paired or --memory: the forward-KL distillation cases instead of cross-entropy
+//   --case TEXT           with --paired or --memory: only the cases whose name contains TEXT
 //   anything else        BenchmarkDotNet, e.g. --filter '*TargetCase*' (add --quick for fewer iterations)
 // Before anything touches libtorch: loads it with TorchLoss's passive OpenMP waits, as every user of the library gets them.
 TorchBackend.EnsureLoaded();
@@ -19,6 +20,9 @@ bool quick = args.Contains("--quick");
 var cases = args.Contains("--distill") ? Cases.DistillationTargets()
     : args.Contains("--threshold") ? Cases.ThresholdScan().ToList()
     : quick ? Cases.Targets() : Cases.Targets().Concat(Cases.Grid()).ToList();
+// --case TEXT: only the cases whose name contains TEXT (e.g. --case "CE N=4096 V=32000 eps=0.1").
+if (Array.IndexOf(args, "--case") is int caseAt and >= 0)
+    cases = cases.Where(c => c.Name.Contains(args[caseAt + 1], StringComparison.Ordinal)).ToList();
 Console.WriteLine($"# {Environment.ProcessorCount} logical cores, {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}, " +
     $"{System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, TorchSharp threads {TorchSharp.torch.get_num_threads()}, OpenMP waits {TorchBackend.OpenMpWaitPolicy ?? "default"}");
 if (args.Contains("--paired") && args.Contains("--dispatch-grid"))

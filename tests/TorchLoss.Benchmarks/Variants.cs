@@ -3,8 +3,21 @@ namespace TorchLoss.Benchmarks;
 /// <summary>A named workload: how to build it and the named actions (variants) it can time.</summary>
 public sealed record Case(string Name, Func<IDisposable> Create, IReadOnlyList<Variant> Variants);
 
-/// <summary>One timed action of a <see cref="Case"/>, given the object the case created.</summary>
-public sealed record Variant(string Name, Action<object> Run);
+/// <summary>
+/// One timed action of a <see cref="Case"/>, given the object the case created; <paramref name="Prepare"/>, when given,
+/// runs untimed before every call (e.g. restoring inputs that the call overwrites).
+/// </summary>
+public sealed record Variant(string Name, Action<object> Run, Action<object>? Prepare = null)
+{
+    /// <summary>Prepares and runs one call; returns the milliseconds of the call alone.</summary>
+    public double TimedCall(object workload)
+    {
+        Prepare?.Invoke(workload);
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        Run(workload);
+        return System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+    }
+}
 
 /// <summary>The cases of the targets and the vocabulary grid, shared by the paired and memory modes.</summary>
 public static class Cases
@@ -18,6 +31,7 @@ public static class Cases
             new("TorchLoss", w => ((CrossEntropyWorkload)w).TorchLoss()),
             new("TorchLoss fused", w => ((CrossEntropyWorkload)w).TorchLossFused()),
             new("TorchLoss libtorch", w => ((CrossEntropyWorkload)w).TorchLossLibTorch()),
+            new("TorchLoss in-place", w => ((CrossEntropyWorkload)w).TorchLossInPlace(), w => ((CrossEntropyWorkload)w).PrepareInPlace()),
             new("copy", w => ((CrossEntropyWorkload)w).CopyLogits()),
             new("clone", w => ((CrossEntropyWorkload)w).CloneLogits()),
         ]);

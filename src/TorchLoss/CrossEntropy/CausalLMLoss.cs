@@ -49,6 +49,7 @@ public sealed class CausalLMLoss : nn.Module<Tensor, Tensor, Tensor>
     public LossResult Compute(Tensor logits, Tensor labels, Tensor? lossMask = null, long? normalizer = null)
     {
         CrossEntropyInput.CheckLogits(logits, nameof(logits));
+        GradientInPlaceCheck.Check(logits, Options, nameof(logits));
         if (logits.dim() != 3)
             throw new ArgumentException($"logits must be [B, T, V], got shape {CrossEntropyInput.Shape(logits)}.", nameof(logits));
         using var scope = NewDisposeScope();

@@ -53,6 +53,7 @@ public sealed class TokenCrossEntropy : nn.Module<Tensor, Tensor, Tensor>
     public LossResult Compute(Tensor logits, Tensor target, Tensor? lossMask = null, long? normalizer = null)
     {
         CrossEntropyInput.CheckLogits(logits, nameof(logits));
+        GradientInPlaceCheck.Check(logits, Options, nameof(logits));
         using var scope = NewDisposeScope();
         long classes = logits.shape[^1];
         var targets = CrossEntropyInput.Prepare(logits, nameof(logits), classes, $"logits shape {CrossEntropyInput.Shape(logits)}", target, nameof(target), lossMask, normalizer, Options, causal: false, allowSoft: true);
