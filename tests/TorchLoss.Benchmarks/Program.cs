@@ -22,7 +22,7 @@ var cases = args.Contains("--distill") ? Cases.DistillationTargets()
     : quick ? Cases.Targets() : Cases.Targets().Concat(Cases.Grid()).ToList();
 // --case TEXT: only the cases whose name contains TEXT (e.g. --case "CE N=4096 V=32000 eps=0.1").
 if (Array.IndexOf(args, "--case") is int caseAt and >= 0)
-    cases = cases.Where(c => c.Name.Contains(args[caseAt + 1], StringComparison.Ordinal)).ToList();
+    cases = cases.Where(c => c.Name.Contains(args[caseAt + 1], StringComparison.Ordinal)).DistinctBy(c => c.Name).ToList();
 Console.WriteLine($"# {Environment.ProcessorCount} logical cores, {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}, " +
     $"{System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, TorchSharp threads {TorchSharp.torch.get_num_threads()}, OpenMP waits {TorchBackend.OpenMpWaitPolicy ?? "default"}");
 if (args.Contains("--paired") && args.Contains("--dispatch-grid"))

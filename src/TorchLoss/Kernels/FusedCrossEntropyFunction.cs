@@ -164,28 +164,29 @@ internal sealed class FusedCrossEntropyFunction : autograd.SingleTensorFunction<
     /// writing the gradient into <paramref name="gradient"/> (null = none; may be <paramref name="logits"/> itself) and
     /// the per-row results into the spans, each R long.
     /// </summary>
+    /// <remarks>With a non-empty <paramref name="rowLse"/> the gradient receives the softmax instead (see <see cref="FusedCrossEntropyKernel.Run{T}"/>).</remarks>
     internal static unsafe void RunKernel(
         Tensor logits, Tensor targets, Tensor counted, Tensor? gradient, Span<double> rowLoss, Span<double> rowNll, Span<double> rowZLoss,
-        FusedCrossEntropyCall call, double gradientScale, Tensor? rowGradientScale = null)
+        FusedCrossEntropyCall call, double gradientScale, Tensor? rowGradientScale = null, Span<double> rowLse = default)
     {
         if (logits.dtype == ScalarType.Float64)
-            RunKernel<double>(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, call, gradientScale, rowGradientScale);
+            RunKernel<double>(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, call, gradientScale, rowGradientScale, rowLse);
         else
-            RunKernel<float>(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, call, gradientScale, rowGradientScale);
+            RunKernel<float>(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, call, gradientScale, rowGradientScale, rowLse);
     }
 
     private static unsafe void RunKernel<T>(
         Tensor logits, Tensor targets, Tensor counted, Tensor? gradient, Span<double> rowLoss, Span<double> rowNll, Span<double> rowZLoss,
-        FusedCrossEntropyCall call, double gradientScale, Tensor? rowGradientScale) where T : unmanaged, IFloatingPointIeee754<T>
+        FusedCrossEntropyCall call, double gradientScale, Tensor? rowGradientScale, Span<double> rowLse) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        fixed (double* loss = rowLoss, nll = rowNll, z = rowZLoss)
+        fixed (double* loss = rowLoss, nll = rowNll, z = rowZLoss, lse = rowLse)
         fixed (T* classWeights = call.ClassWeightsAs<T>())
         {
             FusedCrossEntropyKernel.Run(
                 TensorMemory.Pointer<T>(logits), TensorMemory.Pointer<long>(targets), TensorMemory.Pointer<bool>(counted),
                 gradient is null ? null : TensorMemory.Pointer<T>(gradient),
                 loss, nll, z, logits.shape[0], logits.shape[1], call.Epsilon, call.ZLossWeight, gradientScale,
-                rowGradientScale is null ? null : TensorMemory.Pointer<T>(rowGradientScale), classWeights);
+                rowGradientScale is null ? null : TensorMemory.Pointer<T>(rowGradientScale), classWeights, rowLse.IsEmpty ? null : lse);
         }
     }
 
