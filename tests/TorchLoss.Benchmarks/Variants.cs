@@ -36,13 +36,18 @@ public static class Cases
             new("clone", w => ((CrossEntropyWorkload)w).CloneLogits()),
         ]);
 
-    /// <summary>Plain head + cross_entropy vs <see cref="ChunkedLinearCrossEntropy"/>.</summary>
-    public static Case Linear(long rows, long width, long classes, double epsilon) => new(
-        $"Linear+CE N={rows} d={width} V={classes} eps={epsilon}",
-        () => new LinearCrossEntropyWorkload(rows, width, classes, epsilon),
+    /// <summary>
+    /// Plain head + cross_entropy vs <see cref="ChunkedLinearCrossEntropy"/> (default filter and exact) and the three
+    /// matmuls alone; <paramref name="peaked"/>: 5% of the vocabulary active, the rest 30 nats lower.
+    /// </summary>
+    public static Case Linear(long rows, long width, long classes, double epsilon, bool peaked = false) => new(
+        $"Linear+CE N={rows} d={width} V={classes} eps={epsilon}{(peaked ? " peaked" : "")}",
+        () => new LinearCrossEntropyWorkload(rows, width, classes, epsilon, peaked),
         [
             new("plain", w => ((LinearCrossEntropyWorkload)w).Plain()),
             new("chunked", w => ((LinearCrossEntropyWorkload)w).Chunked()),
+            new("chunked exact", w => ((LinearCrossEntropyWorkload)w).ChunkedExact()),
+            new("matmuls", w => ((LinearCrossEntropyWorkload)w).Matmuls()),
         ]);
 
     /// <summary>Forward-KL distillation composed from torch's operators vs <see cref="DistillationLoss"/>'s fused kernel and composed path.</summary>
@@ -68,6 +73,7 @@ public static class Cases
         CrossEntropy(4096, 32000, 0.1),
         CrossEntropy(49152, 65, 0.1),
         Linear(4096, 512, 50257, 0.1),
+        Linear(4096, 512, 50257, 0.1, peaked: true),
     ];
 
     /// <summary>The vocabulary grid at N = 4096.</summary>
