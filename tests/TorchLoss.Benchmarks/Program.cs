@@ -5,7 +5,7 @@ using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using TorchLoss;
 using TorchLoss.Benchmarks;
 
-// Modes (see the README's performance section):
+// Modes (see docs/performance.md):
 //   --paired [--quick]   interleaved paired timings in one process: the target cases (--quick) or also the grid
 //   --paired --threshold  the small-vocabulary scan behind the automatic backend's threshold
 //   --paired --dispatch-grid [--round-budget S] [--min-logits L] [--max-logits L] [--min-rounds R] [--epsilon E]  fused vs libtorch vs Auto over N × V: the evidence for Auto's size rule

@@ -15,7 +15,7 @@ public class LeakCheckTests
     [Fact]
     public void CausalLossStepsDoNotLeak()
     {
-        using var loss = new CausalLMLoss(new CrossEntropyOptions { LabelSmoothing = 0.1, ZLossWeight = 1e-4 });
+        using var loss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true, LabelSmoothing = 0.1, ZLossWeight = 1e-4 });
         LeakCheck.AssertNoGrowth(() =>
         {
             using var scope = NewDisposeScope();

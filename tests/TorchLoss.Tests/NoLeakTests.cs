@@ -63,14 +63,14 @@ public class NoLeakTests
     [Fact]
     public void CausalLMLossWithNormalizerAndCountTokens()
     {
-        using var loss = new CausalLMLoss(new CrossEntropyOptions { LabelSmoothing = 0.1 });
+        using var loss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true, LabelSmoothing = 0.1 });
         LeakCheck.AssertNoGrowth(() =>
         {
             using var scope = NewDisposeScope();
             var logits = randn(2, 6, 5, requires_grad: true);
             var labels = randint(0, 5, [2, 6]);
             var mask = rand(2, 6).gt(0.3);
-            long normalizer = CausalLMLoss.CountTokens(labels, mask) + 1;
+            long normalizer = new CrossEntropyOptions { Causal = true }.CountTokens(labels, mask) + 1;
             using var result = loss.Compute(logits, labels, mask, normalizer);
             result.Loss.backward();
         }, 30);
@@ -105,7 +105,7 @@ public class NoLeakTests
     public void RejectedInputs()
     {
         using var loss = new TokenCrossEntropy();
-        using var causal = new CausalLMLoss();
+        using var causal = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
         using var logits = randn(2, 3, 4);
         using var outOfRange = tensor(new long[,] { { 0, 1, 9 }, { 0, 1, 2 } });
         using var inRange = tensor(new long[,] { { 0, 1, 3 }, { 0, 1, 2 } });

@@ -191,10 +191,10 @@ public sealed class GptTrainer : IDisposable
         Model.eval();
         try
         {
-            using var calibration = new CalibrationTracker(text.Calibration);
+            using var calibration = new CalibrationTracker(text.Calibration with { Causal = true });
             var totals = text.Evaluator.Evaluate(Model.forward, text.Tokens, onBatch: b =>
             {
-                calibration.UpdateCausal(b.Logits, b.Labels, b.LossMask);
+                calibration.Update(b.Logits, b.Labels, b.LossMask);
                 onBatch?.Invoke(b);
             });
             return new EvaluationResult(totals, watch.Elapsed.TotalSeconds, calibration.Snapshot());

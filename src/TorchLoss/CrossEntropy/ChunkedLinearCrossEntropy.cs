@@ -9,9 +9,9 @@ namespace TorchLoss;
 /// materialising the [N, V] logits: rows go through in chunks whose logits are turned into gradients in place
 /// and folded into the gradients of <c>hidden</c>, <c>weight</c> and <c>bias</c>. Memory grows with one small chunk
 /// (<see cref="AutomaticChunkBytes"/>) instead of three or four copies of the logits; label smoothing's constant
-/// gradient is added in closed form and columns of negligible softmax are skipped (<see cref="DefaultGradientFilter"/>); the loss, gradients and totals are those of
-/// <see cref="TokenCrossEntropy"/> on the full logits (same options, masks and normaliser) or, in causal mode, of
-/// <see cref="CausalLMLoss"/>.
+/// gradient is added in closed form and columns of negligible softmax are skipped (<see cref="DefaultGradientFilter"/>);
+/// the loss, gradients and totals are those of <see cref="TokenCrossEntropy"/> on the full logits (same options,
+/// masks and normaliser; with <see cref="CrossEntropyOptions.Causal"/> the next-token loss on unshifted labels).
 /// </summary>
 /// <remarks>
 /// Runs on the CPU with float32 or float64 (float16/bfloat16 inputs are computed in float32). With
@@ -20,7 +20,7 @@ namespace TorchLoss;
 /// </remarks>
 /// <example>
 /// <code>
-/// using var head = new ChunkedLinearCrossEntropy(new CrossEntropyOptions { LabelSmoothing = 0.1 }, causal: true);
+/// using var head = new ChunkedLinearCrossEntropy(new CrossEntropyOptions { LabelSmoothing = 0.1, Causal = true });
 /// var loss = head.forward(hidden, lmHead.weight!, ids);   // hidden [B, T, d], weight [V, d], unshifted ids [B, T]
 /// loss.backward();
 /// </code>
@@ -42,11 +42,15 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
     public const double DefaultGradientFilter = 1e-6;
 
     /// <summary>Creates the module; options are validated here and fixed for its lifetime.</summary>
-    /// <param name="options">Smoothing, ignore index, class weights, reduction and z-loss; <see cref="CrossEntropyOptions.Default"/> when null. <see cref="CrossEntropyOptions.Backend"/> does not apply.</param>
+    /// <param name="options">
+    /// Smoothing, ignore index, class weights, reduction, z-loss and causal shift; <see cref="CrossEntropyOptions.Default"/>
+    /// when null. <see cref="CrossEntropyOptions.Backend"/> does not apply. With <see cref="CrossEntropyOptions.Causal"/>
+    /// hidden is [B, T, d] and the labels [B, T] unshifted: position t is scored against label t+1.
+    /// </param>
     /// <param name="chunkSize">Rows per chunk; null picks the largest chunk whose logits fit in <see cref="AutomaticChunkBytes"/>.</param>
     /// <param name="causal">
-    /// Next-token mode, as <see cref="CausalLMLoss"/>: hidden [B, T, d] and <b>unshifted</b> labels [B, T]; the module
-    /// scores position t against label t+1, so callers never shift. False: every row is scored against its own target.
+    /// Superseded by <see cref="CrossEntropyOptions.Causal"/>, the one way the library says causal; kept so that existing
+    /// calls work: true sets it.
     /// </param>
     /// <param name="gradientFilter">
     /// The gradient filter τ in [0, 1) (<see cref="DefaultGradientFilter"/> by default): softmax values below τ/V in
@@ -58,13 +62,13 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
         : base(nameof(ChunkedLinearCrossEntropy))
     {
         Options = options ?? CrossEntropyOptions.Default;
+        if (causal && !Options.Causal) Options = Options with { Causal = true };
         Options.Validate();
         if (chunkSize is <= 0)
             throw new ArgumentException($"chunkSize must be a positive number of rows, got {chunkSize}.", nameof(chunkSize));
         if (!(gradientFilter >= 0 && gradientFilter < 1))
             throw new ArgumentException($"gradientFilter must be in [0, 1) (0 = exact), got {gradientFilter}.", nameof(gradientFilter));
         ChunkSize = chunkSize;
-        Causal = causal;
         GradientFilter = gradientFilter;
         TorchBackend.EnsureLoaded();
         RegisterComponents();
@@ -79,14 +83,14 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
     /// <summary>The gradient filter τ (0 = exact); see the constructor.</summary>
     public double GradientFilter { get; }
 
-    /// <summary>Whether the module pairs position t with label t+1 (<see cref="CausalLMLoss"/>'s convention).</summary>
-    public bool Causal { get; }
+    /// <summary>Whether the module pairs position t with label t+1: <see cref="CrossEntropyOptions.Causal"/> of <see cref="Options"/>.</summary>
+    public bool Causal => Options.Causal;
 
     /// <summary>The loss to backpropagate for <paramref name="hidden"/> [..., d], head <paramref name="weight"/> [V, d] and <paramref name="target"/> [...].</summary>
     public override Tensor forward(Tensor hidden, Tensor weight, Tensor target) => Compute(hidden, weight, target).TakeLoss();
 
     /// <summary>Computes the loss and the totals a metric needs.</summary>
-    /// <param name="hidden">Final hidden states [..., d] (usually [N, d]); [B, T, d] in causal mode.</param>
+    /// <param name="hidden">Final hidden states [..., d] (usually [N, d]); [B, T, d] with <see cref="CrossEntropyOptions.Causal"/>.</param>
     /// <param name="weight">The output head's weight [V, d] (an <c>nn.Linear(d, V)</c>'s weight, or tied embeddings).</param>
     /// <param name="target">
     /// Class indices [...] of an integer dtype (in causal mode the unshifted labels [B, T]);
@@ -94,20 +98,21 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
     /// </param>
     /// <param name="lossMask">Optional bool [...] aligned with <paramref name="target"/>: true = counted. Combined with the ignore index.</param>
     /// <param name="normalizer">
-    /// Optional total of counted tokens across the micro-batches of one optimiser step (in causal mode the sum of
-    /// <see cref="CausalLMLoss.CountTokens"/>); the loss is then Σ loss / normalizer.
+    /// Optional total of counted tokens across the micro-batches of one optimiser step (the sum of
+    /// <see cref="CrossEntropyOptions.CountTokens"/>); the loss is then Σ loss / normalizer.
     /// </param>
     /// <param name="bias">Optional head bias [V].</param>
     /// <exception cref="ArgumentException">Shapes, dtypes, devices, target values or class weights are invalid.</exception>
     public LossResult Compute(Tensor hidden, Tensor weight, Tensor target, Tensor? lossMask = null, long? normalizer = null, Tensor? bias = null)
     {
         CheckHead(hidden, weight, bias);
-        if (Causal && hidden.dim() != 3)
-            throw new ArgumentException($"In causal mode hidden must be [B, T, d], got shape {CrossEntropyInput.Shape(hidden)}.", nameof(hidden));
+        if (Causal) InputChecks.CheckSequenceBatch(hidden, nameof(hidden), "d");
+        InputChecks.CheckNormalizer(normalizer, Options.Reduction);
         using var scope = NewDisposeScope();
         long classes = weight.shape[0];
         long width = weight.shape[1];
-        var targets = CrossEntropyInput.Prepare(hidden, nameof(hidden), classes, $"weight shape {CrossEntropyInput.Shape(weight)}", target, nameof(target), lossMask, normalizer, Options, Causal, allowSoft: false);
+        var spec = Options.TargetSpec(nameof(hidden), nameof(target), classes, $"weight shape {InputChecks.Shape(weight)}", normalizer, allowSoft: false);
+        var targets = TargetPreparation.Prepare(hidden, target, lossMask, spec);
         var flatTarget = targets.Target.contiguous();
         var counted = targets.Counted.contiguous();
         long tokenCount = counted.sum(ScalarType.Int64).item<long>();
@@ -138,7 +143,7 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
         if (weight.dim() != 2 || weight.shape[1] != hidden.shape[^1] || weight.shape[0] < 1)
         {
             throw new ArgumentException(
-                $"weight must be [V, d] with d = {hidden.shape[^1]} (the last dimension of hidden {CrossEntropyInput.Shape(hidden)}) and V ≥ 1, got {CrossEntropyInput.Shape(weight)}.",
+                $"weight must be [V, d] with d = {hidden.shape[^1]} (the last dimension of hidden {InputChecks.Shape(hidden)}) and V ≥ 1, got {InputChecks.Shape(weight)}.",
                 nameof(weight));
         }
         if (weight.dtype != hidden.dtype)
@@ -146,7 +151,7 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
         if (bias is not null)
         {
             if (bias.dim() != 1 || bias.shape[0] != weight.shape[0])
-                throw new ArgumentException($"bias must be [V] = [{weight.shape[0]}], got {CrossEntropyInput.Shape(bias)}.", nameof(bias));
+                throw new ArgumentException($"bias must be [V] = [{weight.shape[0]}], got {InputChecks.Shape(bias)}.", nameof(bias));
             if (bias.dtype != hidden.dtype)
                 throw new ArgumentException($"bias is {bias.dtype} but hidden is {hidden.dtype}.", nameof(bias));
         }

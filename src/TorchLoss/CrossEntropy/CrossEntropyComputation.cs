@@ -5,8 +5,8 @@ using F = TorchSharp.torch.nn.functional;
 namespace TorchLoss;
 
 /// <summary>
-/// The computation behind <see cref="TokenCrossEntropy"/> and <see cref="CausalLMLoss"/>, on logits [N, C] and
-/// targets prepared by <see cref="CrossEntropyInput.Prepare"/>.
+/// The computation behind <see cref="TokenCrossEntropy"/> (causal or not), on logits [N, C] and
+/// targets prepared by <see cref="TargetPreparation.Prepare"/>.
 /// </summary>
 internal static class CrossEntropyComputation
 {
@@ -84,13 +84,7 @@ internal static class CrossEntropyComputation
 
         var tokenCount = counted.sum(ScalarType.Int64);
         var nllSum = nll.to(ScalarType.Float64).sum();
-        Tensor loss = options.Reduction switch
-        {
-            nn.Reduction.None => perToken.reshape(targets.PerTokenShape),
-            nn.Reduction.Sum when normalizer is null => perToken.sum(),
-            nn.Reduction.Mean when normalizer is null => perToken.sum() / targets.MeanDenominator(tokenCount).to(perToken.dtype),
-            _ => perToken.sum() / (double)normalizer!.Value,
-        };
+        var loss = LossReduction.Reduce(perToken, options.Reduction, normalizer, () => targets.MeanDenominator(tokenCount), targets.PerTokenShape);
 
         var result = new LossResult(loss, nllSum, tokenCount, zLoss);
         return result.MoveToOuterDisposeScope();
@@ -105,7 +99,7 @@ internal static class CrossEntropyComputation
     /// <summary>
     /// torch's probability-target loss per row, Σ_j w_j·q'_j·(−log p_j) with q' = (1 − ε)·q + ε/K, and the
     /// unweighted, unsmoothed cross-entropy Σ_j q_j·(−log p_j) for metrics; both 0 on uncounted rows
-    /// (whose targets <see cref="CrossEntropyInput.Prepare"/> already zeroed).
+    /// (whose targets <see cref="TargetPreparation.Prepare"/> already zeroed).
     /// </summary>
     private static (Tensor PerToken, Tensor Nll) SoftTargetLosses(Tensor x, Tensor q, Tensor counted, Tensor? weights, double epsilon)
     {

@@ -1,4 +1,5 @@
 using TorchSharp;
+using static TorchSharp.torch;
 
 namespace TorchLoss;
 
@@ -11,8 +12,16 @@ public sealed record CrossEntropyOptions
     /// <summary>How the smoothing mass is spread; see <see cref="SmoothingKind"/>.</summary>
     public SmoothingKind Smoothing { get; init; } = SmoothingKind.Uniform;
 
-    /// <summary>Target value that is not counted (PyTorch's default, -100).</summary>
-    public long IgnoreIndex { get; init; } = -100;
+    /// <summary>Target value that is not counted (<see cref="LossDefaults.IgnoreIndex"/>, PyTorch's default -100).</summary>
+    public long IgnoreIndex { get; init; } = LossDefaults.IgnoreIndex;
+
+    /// <summary>
+    /// Next-token scoring: the inputs are [B, T, ...] and the labels [B, T] are the token sequence itself, <b>unshifted</b>;
+    /// position t is scored against label t+1, so callers never shift (shifting twice silently trains on the next-next
+    /// token), and the last position is not counted. A loss mask is aligned with the labels: true = this token is learned.
+    /// False (default): every position is scored against its own target.
+    /// </summary>
+    public bool Causal { get; init; }
 
     /// <summary>How per-token losses are combined: mean over counted tokens, sum, or none (per token).</summary>
     public torch.nn.Reduction Reduction { get; init; } = torch.nn.Reduction.Mean;
@@ -76,8 +85,41 @@ public sealed record CrossEntropyOptions
     /// </remarks>
     public bool GradientInPlace { get; init; }
 
-    /// <summary>The default options: no smoothing, ignore index -100, mean reduction, no z-loss.</summary>
+    /// <summary>The default options: no smoothing, ignore index -100, mean reduction, no z-loss, not causal.</summary>
     public static CrossEntropyOptions Default { get; } = new();
+
+    /// <summary>
+    /// The number of tokens <paramref name="labels"/> contributes to a loss with these options: every position that is
+    /// neither <see cref="IgnoreIndex"/> nor masked out and, with <see cref="Causal"/>, not the first of its row (it is
+    /// never predicted). Sum it over the micro-batches of one optimiser step to get the <c>normalizer</c> of
+    /// <see cref="TokenCrossEntropy.Compute"/> or <see cref="ChunkedLinearCrossEntropy.Compute"/>. Reads a value back from the device.
+    /// </summary>
+    /// <param name="labels">Labels of an integer dtype: [B, T] unshifted with <see cref="Causal"/>, any shape otherwise.</param>
+    /// <param name="lossMask">Optional bool with the labels' shape: true = learned.</param>
+    /// <exception cref="ArgumentException">The labels or the mask are invalid.</exception>
+    public long CountTokens(Tensor labels, Tensor? lossMask = null) =>
+        TargetPreparation.CountTokens(labels, lossMask, Causal, IgnoreIndex);
+
+    /// <summary>How <see cref="TargetPreparation"/> prepares targets for these options over <paramref name="classes"/> classes.</summary>
+    internal TargetSpec TargetSpec(string scoresName, string targetName, long classes, string classesFrom, long? normalizer, bool allowSoft)
+    {
+        if (Smoothing == SmoothingKind.OtherClasses && LabelSmoothing > 0 && classes < 2)
+            throw new ArgumentException($"OtherClasses smoothing needs at least 2 classes, got {classesFrom}.", scoresName);
+        return new TargetSpec
+        {
+            ScoresName = scoresName,
+            TargetName = targetName,
+            Classes = classes,
+            ClassesFrom = classesFrom,
+            IgnoreIndex = IgnoreIndex,
+            Causal = Causal,
+            AllowSoft = allowSoft,
+            CheckSoftTargets = CheckSoftTargets,
+            CheckOnAccelerator = CheckTargetsOnAccelerator,
+            ClassWeights = ClassWeightsFor(classes, classesFrom),
+            DividesByWeightSum = Reduction == torch.nn.Reduction.Mean && normalizer is null,
+        };
+    }
 
     internal void Validate()
     {

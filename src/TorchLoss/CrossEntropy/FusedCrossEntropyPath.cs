@@ -82,7 +82,7 @@ internal static class FusedCrossEntropyPath
         ZLossWeight = options.ZLossWeight,
         ClassWeights = targets.ClassWeights,
         // A weighted mean divides by Σ w[target] of the counted tokens, as torch's does.
-        Scale = LossScale(options.Reduction, normalizer, targets.TargetWeightSum?.item<double>() ?? tokenCount, tokenCount),
+        Scale = LossReduction.Scale(options.Reduction, normalizer, targets.TargetWeightSum?.item<double>() ?? tokenCount, tokenCount),
         PerRow = options.Reduction == nn.Reduction.None,
         NeedGradient = is_grad_enabled() && needGradient,
         GradientInPlace = gradientInPlace,
@@ -94,16 +94,4 @@ internal static class FusedCrossEntropyPath
         tensor(call.NllSum, ScalarType.Float64),
         tensor(tokenCount, ScalarType.Int64),
         tensor(call.ZLossSum, ScalarType.Float64));
-
-    /// <summary>
-    /// The factor on Σ loss (and its gradient) that gives the configured reduction; 1 for per-token losses. A mean
-    /// divides by <paramref name="meanDenominator"/> (the token count, or Σ w[target]), and is 0 when no token is counted.
-    /// </summary>
-    public static double LossScale(nn.Reduction reduction, long? normalizer, double meanDenominator, long tokenCount) => reduction switch
-    {
-        nn.Reduction.None => 1.0,
-        nn.Reduction.Sum when normalizer is null => 1.0,
-        nn.Reduction.Mean when normalizer is null => tokenCount == 0 ? 1.0 : 1.0 / meanDenominator,
-        _ => 1.0 / normalizer!.Value,
-    };
 }

@@ -26,7 +26,7 @@ internal static class GradientInPlaceCheck
         if (AutogradState.IsView(logits))
         {
             throw new ArgumentException(
-                $"GradientInPlace writes the gradient into the logits' storage, but these logits {CrossEntropyInput.Shape(logits)} are a view of another tensor, " +
+                $"GradientInPlace writes the gradient into the logits' storage, but these logits {InputChecks.Shape(logits)} are a view of another tensor, " +
                 "which would be overwritten too; pass the head's own output (reshape its input, not its output).", name);
         }
     }

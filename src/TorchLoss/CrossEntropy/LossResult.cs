@@ -15,7 +15,10 @@ public sealed class LossResult : IDisposable
         NllSum = nllSum;
         TokenCount = tokenCount;
         ZLossSum = zLossSum;
+        _tensors = new ResultTensors(loss, nllSum, tokenCount, zLossSum);
     }
+
+    private readonly ResultTensors _tensors;
 
     /// <summary>What to backpropagate: the (smoothed) cross-entropy plus z-loss, reduced or normalised as configured.</summary>
     public Tensor Loss { get; }
@@ -32,28 +35,13 @@ public sealed class LossResult : IDisposable
     /// <summary>Moves all tensors out of the current <see cref="DisposeScope"/>, e.g. to keep the result past a training step.</summary>
     public LossResult MoveToOuterDisposeScope()
     {
-        Loss.MoveToOuterDisposeScope();
-        NllSum.MoveToOuterDisposeScope();
-        TokenCount.MoveToOuterDisposeScope();
-        ZLossSum.MoveToOuterDisposeScope();
+        _tensors.MoveToOuterDisposeScope();
         return this;
     }
 
     /// <summary>Disposes everything but <see cref="Loss"/> and returns it: what a module's <c>forward</c> hands back.</summary>
-    internal Tensor TakeLoss()
-    {
-        NllSum.Dispose();
-        TokenCount.Dispose();
-        ZLossSum.Dispose();
-        return Loss;
-    }
+    internal Tensor TakeLoss() => _tensors.TakeFirst();
 
     /// <summary>Disposes the tensors.</summary>
-    public void Dispose()
-    {
-        Loss.Dispose();
-        NllSum.Dispose();
-        TokenCount.Dispose();
-        ZLossSum.Dispose();
-    }
+    public void Dispose() => _tensors.Dispose();
 }

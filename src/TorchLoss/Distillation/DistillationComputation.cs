@@ -22,8 +22,8 @@ internal static class DistillationComputation
 
         Tensor divergence = options.Divergence switch
         {
-            DistillationDivergence.Forward => RelativeEntropy(p, logP, logQ),
-            DistillationDivergence.Reverse => RelativeEntropy(logQ.exp(), logQ, logP),
+            DistillationDivergence.Forward => RelativeEntropy.Sum(p, logP, logQ),
+            DistillationDivergence.Reverse => RelativeEntropy.Sum(logQ.exp(), logQ, logP),
             _ => JensenShannon(p, logP, logQ, options.Beta),
         };
         var perPosition = where(counted, divergence * options.LossFactor, zeros_like(divergence));
@@ -31,36 +31,18 @@ internal static class DistillationComputation
         Tensor entropySum, crossEntropySum, klSum, divergenceSum;
         using (no_grad())
         {
-            var zero = zeros(Array.Empty<long>(), logP.dtype, logP.device);
-            entropySum = CountedSum(RelativeEntropy(p, logP, zero).neg(), counted);
-            crossEntropySum = CountedSum(RelativeEntropy(p, zero, logQ), counted);
-            klSum = options.Divergence == DistillationDivergence.Forward ? CountedSum(divergence, counted) : CountedSum(RelativeEntropy(p, logP, logQ), counted);
+            var zero = RelativeEntropy.Zero(logP);
+            entropySum = CountedSum(RelativeEntropy.Sum(p, logP, zero).neg(), counted);
+            crossEntropySum = CountedSum(RelativeEntropy.Sum(p, zero, logQ), counted);
+            klSum = options.Divergence == DistillationDivergence.Forward ? CountedSum(divergence, counted) : CountedSum(RelativeEntropy.Sum(p, logP, logQ), counted);
             divergenceSum = CountedSum(divergence, counted);
         }
         var positionCount = counted.sum(ScalarType.Int64);
-        Tensor loss = options.Reduction switch
-        {
-            nn.Reduction.None => perPosition.reshape(perPositionShape),
-            nn.Reduction.Sum when normalizer is null => perPosition.sum(),
-            nn.Reduction.Mean when normalizer is null => perPosition.sum() / positionCount.clamp_min(1).to(perPosition.dtype),
-            _ => perPosition.sum() / (double)normalizer!.Value,
-        };
+        var loss = LossReduction.Reduce(perPosition, options.Reduction, normalizer, () => LossReduction.CountDenominator(positionCount), perPositionShape);
         return new DistillationResult(loss, entropySum, crossEntropySum, klSum, divergenceSum, positionCount).MoveToOuterDisposeScope();
     }
 
     private static Tensor Soften(Tensor logits, double temperature) => temperature == 1.0 ? logits : logits / temperature;
-
-    /// <summary>
-    /// Σ a·(log a − log b) over the last dimension with 0·log 0 = 0: entries where a = 0 (a −∞ logit) contribute
-    /// nothing, and are replaced before the product so that neither the value nor its gradient becomes 0·∞ = NaN.
-    /// Pass log a = 0 for −Σ a·log b, and log b = 0 for Σ a·log a.
-    /// </summary>
-    private static Tensor RelativeEntropy(Tensor a, Tensor logA, Tensor logB)
-    {
-        var present = a.gt(0);
-        var difference = where(present, logA - logB, zeros_like(a));
-        return (a * difference).sum(-1);
-    }
 
     /// <summary>β·KL(P‖M) + (1−β)·KL(Q‖M) with M = β·P + (1−β)·Q, log M computed as a log-sum-exp so it stays finite.</summary>
     private static Tensor JensenShannon(Tensor p, Tensor logP, Tensor logQ, double beta)
@@ -69,7 +51,7 @@ internal static class DistillationComputation
         // multiplied by 0, which would turn an infinite term (a −∞ teacher logit) into NaN.
         if (beta == 0 || beta == 1) return (logQ.exp() * 0).sum(-1);
         var logM = stack([logP + Math.Log(beta), logQ + Math.Log(1 - beta)]).logsumexp(0);
-        return beta * RelativeEntropy(p, logP, logM) + (1 - beta) * RelativeEntropy(logQ.exp(), logQ, logM);
+        return beta * RelativeEntropy.Sum(p, logP, logM) + (1 - beta) * RelativeEntropy.Sum(logQ.exp(), logQ, logM);
     }
 
     private static Tensor CountedSum(Tensor perPosition, Tensor counted) =>

@@ -23,6 +23,15 @@ public sealed record DistillationOptions
     /// <summary>How per-position losses are combined: mean over counted positions, sum, or none (per position).</summary>
     public torch.nn.Reduction Reduction { get; init; } = torch.nn.Reduction.Mean;
 
+    /// <summary>
+    /// Next-token positions, as <see cref="CrossEntropyOptions.Causal"/>: both logits are a causal model's output [B, T, V]
+    /// on the same tokens, and the loss mask [B, T] is aligned with the tokens (true = this token is learned, e.g. an SFT
+    /// assistant mask), so position t counts when token t+1 is learned and the last position never. Callers then pass
+    /// the same mask to this loss and to a causal <see cref="TokenCrossEntropy"/>, and never shift it. False (default):
+    /// the mask is per position.
+    /// </summary>
+    public bool Causal { get; init; }
+
     /// <summary>Which implementation computes the loss; see <see cref="DistillationBackend"/>.</summary>
     public DistillationBackend Backend { get; init; } = DistillationBackend.Auto;
 

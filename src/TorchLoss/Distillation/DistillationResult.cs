@@ -19,7 +19,10 @@ public sealed class DistillationResult : IDisposable
         KlDivergenceSum = klDivergenceSum;
         DivergenceSum = divergenceSum;
         PositionCount = positionCount;
+        _tensors = new ResultTensors(loss, teacherEntropySum, crossEntropySum, klDivergenceSum, divergenceSum, positionCount);
     }
+
+    private readonly ResultTensors _tensors;
 
     /// <summary>What to backpropagate: the configured divergence (times τ² unless turned off), reduced or normalised as configured.</summary>
     public Tensor Loss { get; }
@@ -42,22 +45,13 @@ public sealed class DistillationResult : IDisposable
     /// <summary>Moves all tensors out of the current <see cref="DisposeScope"/>, e.g. to keep the result past a training step.</summary>
     public DistillationResult MoveToOuterDisposeScope()
     {
-        foreach (var t in Tensors) t.MoveToOuterDisposeScope();
+        _tensors.MoveToOuterDisposeScope();
         return this;
     }
 
     /// <summary>Disposes everything but <see cref="Loss"/> and returns it: what the module's <c>forward</c> hands back.</summary>
-    internal Tensor TakeLoss()
-    {
-        foreach (var t in Tensors.Skip(1)) t.Dispose();
-        return Loss;
-    }
+    internal Tensor TakeLoss() => _tensors.TakeFirst();
 
     /// <summary>Disposes the tensors.</summary>
-    public void Dispose()
-    {
-        foreach (var t in Tensors) t.Dispose();
-    }
-
-    private Tensor[] Tensors => [Loss, TeacherEntropySum, CrossEntropySum, KlDivergenceSum, DivergenceSum, PositionCount];
+    public void Dispose() => _tensors.Dispose();
 }

@@ -46,7 +46,7 @@ internal static class FusedDistillationPath
         {
             Temperature = options.Temperature,
             LossFactor = options.LossFactor,
-            Scale = FusedCrossEntropyPath.LossScale(options.Reduction, normalizer, positions, positions),
+            Scale = LossReduction.Scale(options.Reduction, normalizer, positions, positions),
             PerRow = options.Reduction == nn.Reduction.None,
             NeedGradient = is_grad_enabled() && s.requires_grad,
         };

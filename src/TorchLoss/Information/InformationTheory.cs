@@ -14,10 +14,10 @@ public static class InformationTheory
     /// <summary>H(p) = −Σ p log p over the last dimension of <paramref name="logits"/>.</summary>
     public static Tensor Entropy(Tensor logits)
     {
-        CrossEntropyInput.CheckLogits(logits, nameof(logits));
+        InputChecks.CheckLogits(logits, nameof(logits));
         using var scope = NewDisposeScope();
         var logP = F.log_softmax(logits, -1);
-        return PlogQ(logP, logP).neg().MoveToOuterDisposeScope();
+        return RelativeEntropy.Sum(logP.exp(), logP, RelativeEntropy.Zero(logP)).neg().MoveToOuterDisposeScope();
     }
 
     /// <summary>KL(p‖q) = Σ p (log p − log q) over the last dimension.</summary>
@@ -27,7 +27,7 @@ public static class InformationTheory
         using var scope = NewDisposeScope();
         var logP = F.log_softmax(pLogits, -1);
         var logQ = F.log_softmax(qLogits, -1);
-        return (PlogQ(logP, logP) - PlogQ(logP, logQ)).MoveToOuterDisposeScope();
+        return RelativeEntropy.Sum(logP.exp(), logP, logQ).MoveToOuterDisposeScope();
     }
 
     /// <summary>CE(p, q) = −Σ p log q over the last dimension: the expected surprise of q when the truth is p.</summary>
@@ -37,22 +37,14 @@ public static class InformationTheory
         using var scope = NewDisposeScope();
         var logP = F.log_softmax(pLogits, -1);
         var logQ = F.log_softmax(qLogits, -1);
-        return PlogQ(logP, logQ).neg().MoveToOuterDisposeScope();
-    }
-
-    // Σ p·log q with 0·log 0 = 0, so one-hot targets (logits of −∞) are fine.
-    private static Tensor PlogQ(Tensor logP, Tensor logQ)
-    {
-        var p = logP.exp();
-        var terms = p * logQ;
-        return where(p.gt(0), terms, zeros_like(terms)).sum(-1);
+        return RelativeEntropy.Sum(logP.exp(), RelativeEntropy.Zero(logP), logQ).MoveToOuterDisposeScope();
     }
 
     private static void CheckPair(Tensor pLogits, Tensor qLogits)
     {
-        CrossEntropyInput.CheckLogits(pLogits, nameof(pLogits));
-        CrossEntropyInput.CheckLogits(qLogits, nameof(qLogits));
-        if (!pLogits.shape.SequenceEqual(qLogits.shape))
-            throw new ArgumentException($"pLogits shape {CrossEntropyInput.Shape(pLogits)} does not match qLogits shape {CrossEntropyInput.Shape(qLogits)}.", nameof(qLogits));
+        InputChecks.CheckLogits(pLogits, nameof(pLogits));
+        InputChecks.CheckLogits(qLogits, nameof(qLogits));
+        InputChecks.CheckSameShape(pLogits, nameof(pLogits), qLogits, nameof(qLogits), "both must describe the same distributions");
+        InputChecks.CheckSameDevice(qLogits, nameof(qLogits), pLogits, nameof(pLogits));
     }
 }

@@ -9,10 +9,17 @@ public sealed record CalibrationOptions
     /// <summary>k of the top-k accuracy: a token counts as correct when it is among the k most probable classes.</summary>
     public int TopK { get; init; } = 5;
 
-    /// <summary>Target value that is not counted, as in <see cref="CrossEntropyOptions.IgnoreIndex"/> (PyTorch's default, -100).</summary>
-    public long IgnoreIndex { get; init; } = -100;
+    /// <summary>Target value that is not counted, as in <see cref="CrossEntropyOptions.IgnoreIndex"/> (<see cref="LossDefaults.IgnoreIndex"/>).</summary>
+    public long IgnoreIndex { get; init; } = LossDefaults.IgnoreIndex;
 
-    /// <summary>The defaults: 15 bins, top-5, ignore index -100.</summary>
+    /// <summary>
+    /// Next-token predictions, as <see cref="CrossEntropyOptions.Causal"/>: <see cref="CalibrationTracker.Update"/> takes a
+    /// causal model's logits [B, T, V] and the unshifted labels [B, T], and scores position t against label t+1, so it
+    /// counts exactly the tokens a causal <see cref="TokenCrossEntropy"/> counts. False (default): aligned targets.
+    /// </summary>
+    public bool Causal { get; init; }
+
+    /// <summary>The defaults: 15 bins, top-5, ignore index -100, aligned targets.</summary>
     public static CalibrationOptions Default { get; } = new();
 
     internal void Validate()

@@ -32,8 +32,8 @@ namespace TorchLoss.Metrics;
 /// </remarks>
 /// <example>
 /// <code>
-/// using var calibration = new CalibrationTracker(new CalibrationOptions { Bins = 15, TopK = 5 });
-/// calibration.UpdateCausal(model.forward(ids), ids, mask);   // same inputs as CausalLMLoss.Compute
+/// using var calibration = new CalibrationTracker(new CalibrationOptions { Bins = 15, TopK = 5, Causal = true });
+/// calibration.Update(model.forward(ids), ids, mask);   // Causal = true: same inputs as a causal TokenCrossEntropy
 /// var s = calibration.Snapshot();
 /// Console.WriteLine($"accuracy {s.Accuracy:P1}, confidence {s.MeanConfidence:P1}, ECE {s.Ece:F4}");
 /// </code>
@@ -49,7 +49,6 @@ public sealed class CalibrationTracker : IDisposable
     private const int TopKColumn = 2;
     private const int SkippedColumn = 3;
 
-    private readonly CrossEntropyOptions _targetRange;
     private Device _device = CPU;
     private bool _pinned;
     private Tensor _sums;          // float64 [3]: Σ confidence, Σ entropy, Σ Brier
@@ -70,7 +69,6 @@ public sealed class CalibrationTracker : IDisposable
         Options = options ?? CalibrationOptions.Default;
         Options.Validate();
         TorchBackend.EnsureLoaded();
-        _targetRange = new CrossEntropyOptions { IgnoreIndex = Options.IgnoreIndex };
         _sums = Keep(zeros(3, ScalarType.Float64));
         _counts = Keep(zeros(4, ScalarType.Int64));
         _binCounts = Keep(zeros(Options.Bins, ScalarType.Int64));
@@ -93,40 +91,48 @@ public sealed class CalibrationTracker : IDisposable
     }
 
     /// <summary>
-    /// Folds in predictions aligned with their targets, as <see cref="TokenCrossEntropy"/> takes them.
-    /// Runs on the logits' device without reading values back; the inputs stay owned by the caller.
+    /// Folds in predictions with their targets, as <see cref="TokenCrossEntropy"/> with the same
+    /// <see cref="CalibrationOptions.Causal"/> takes them. Runs on the logits' device without reading values back;
+    /// the inputs stay owned by the caller.
     /// </summary>
-    /// <param name="logits">Scores [..., V], classes last, of a floating-point dtype.</param>
-    /// <param name="targets">Class indices [...] of an integer dtype; <see cref="CalibrationOptions.IgnoreIndex"/> marks uncounted positions.</param>
-    /// <param name="lossMask">Optional bool [...]: true = counted. Combined with the ignore index.</param>
+    /// <param name="logits">Scores [..., V], classes last, of a floating-point dtype; with <see cref="CalibrationOptions.Causal"/> a model's output [B, T, V].</param>
+    /// <param name="targets">
+    /// Class indices [...] of an integer dtype (with <see cref="CalibrationOptions.Causal"/> the token sequence [B, T], unshifted);
+    /// <see cref="CalibrationOptions.IgnoreIndex"/> marks uncounted positions.
+    /// </param>
+    /// <param name="lossMask">Optional bool [...] aligned with <paramref name="targets"/>: true = counted. Combined with the ignore index.</param>
     /// <exception cref="ArgumentException">Shapes, dtypes, devices or target values are invalid.</exception>
-    public void Update(Tensor logits, Tensor targets, Tensor? lossMask = null)
-    {
-        CrossEntropyInput.CheckLogits(logits, nameof(logits));
-        ArgumentNullException.ThrowIfNull(targets);
-        ThrowIfDisposed();
-        using var scope = NewDisposeScope();
-        Fold(logits, Prepare(logits, targets, nameof(targets), lossMask, causal: false));
-    }
+    public void Update(Tensor logits, Tensor targets, Tensor? lossMask = null) => Fold(logits, targets, lossMask, Options.Causal);
 
     /// <summary>
-    /// Folds in a causal language model's predictions with unshifted labels, as <see cref="CausalLMLoss"/> takes them:
-    /// <c>logits[:, t]</c> is scored against <c>labels[:, t+1]</c>, where <paramref name="lossMask"/> (aligned with the
-    /// labels) is true. Counts exactly the tokens <see cref="CausalLMLoss.CountTokens"/> counts.
+    /// Folds in a causal language model's predictions with unshifted labels, whatever <see cref="CalibrationOptions.Causal"/>
+    /// says. Superseded by <see cref="CalibrationOptions.Causal"/> and <see cref="Update(Tensor, Tensor, Tensor?)"/>, the one
+    /// way the library says causal; kept so that existing calls work.
     /// </summary>
     /// <param name="logits">Model output [B, T, V]; position t predicts token t+1.</param>
     /// <param name="labels">The token sequence [B, T], unshifted; ignored positions hold <see cref="CalibrationOptions.IgnoreIndex"/>.</param>
     /// <param name="lossMask">Optional bool [B, T] aligned with <paramref name="labels"/>: true = this token is counted.</param>
     /// <exception cref="ArgumentException">Shapes, dtypes, devices or label values are invalid.</exception>
-    public void UpdateCausal(Tensor logits, Tensor labels, Tensor? lossMask = null)
+    [Obsolete("Set CalibrationOptions.Causal = true and call Update.")]
+    public void UpdateCausal(Tensor logits, Tensor labels, Tensor? lossMask = null) => Fold(logits, labels, lossMask, causal: true);
+
+    private void Fold(Tensor logits, Tensor targets, Tensor? lossMask, bool causal)
     {
-        CrossEntropyInput.CheckLogits(logits, nameof(logits));
-        ArgumentNullException.ThrowIfNull(labels);
-        if (logits.dim() != 3)
-            throw new ArgumentException($"logits must be [B, T, V], got shape {CrossEntropyInput.Shape(logits)}.", nameof(logits));
+        InputChecks.CheckLogits(logits, nameof(logits));
+        if (causal) InputChecks.CheckSequenceBatch(logits, nameof(logits), "V");
         ThrowIfDisposed();
         using var scope = NewDisposeScope();
-        Fold(logits, Prepare(logits, labels, nameof(labels), lossMask, causal: true));
+        // The losses' own validation and counting (ignore index, mask, causal shift), so the tracker counts exactly their tokens.
+        var spec = new TargetSpec
+        {
+            ScoresName = nameof(logits),
+            TargetName = causal ? "labels" : nameof(targets),
+            Classes = logits.shape[^1],
+            ClassesFrom = $"logits shape {InputChecks.Shape(logits)}",
+            IgnoreIndex = Options.IgnoreIndex,
+            Causal = causal,
+        };
+        Fold(logits, TargetPreparation.Prepare(logits, targets, lossMask, spec));
     }
 
     /// <summary>
@@ -221,12 +227,7 @@ public sealed class CalibrationTracker : IDisposable
         _edges.Dispose();
     }
 
-    /// <summary>Per-token statistics of aligned logits [..., V] and int64 targets [...], folded into the totals.</summary>
-    /// <summary>The losses' own validation and counting (ignore index, mask, causal shift), so the tracker counts exactly their tokens.</summary>
-    private PreparedTargets Prepare(Tensor logits, Tensor targets, string targetName, Tensor? lossMask, bool causal) =>
-        CrossEntropyInput.Prepare(logits, nameof(logits), logits.shape[^1], $"logits shape {CrossEntropyInput.Shape(logits)}",
-            targets, targetName, lossMask, normalizer: null, _targetRange, causal, allowSoft: false);
-
+    /// <summary>Per-token statistics of logits [..., V] and their prepared targets, folded into the totals.</summary>
     private void Fold(Tensor logits, PreparedTargets prepared)
     {
         using var noGrad = no_grad();

@@ -8,7 +8,7 @@ namespace TorchLoss.Metrics;
 /// "Perplexity of fixed-length models": windows of <see cref="ContextLength"/> tokens start every
 /// <see cref="Stride"/> tokens, and each window scores only the tokens no earlier window scored, so the
 /// overlapping tokens serve as context and are masked from the loss. The result is token-weighted
-/// (exp(Σ NLL / Σ tokens)), computed with <see cref="CausalLMLoss"/> and a <see cref="PerplexityTracker"/>.
+/// (exp(Σ NLL / Σ tokens)), computed with a causal <see cref="TokenCrossEntropy"/> and a <see cref="PerplexityTracker"/>.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -106,7 +106,7 @@ public sealed class PerplexityEvaluator
 
         var windows = Windows(tokens.shape[0]);
         using var noGrad = no_grad();
-        using var loss = new CausalLMLoss();
+        using var loss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
         using var tracker = new PerplexityTracker();
         int done = 0;
         while (done < windows.Count)
@@ -121,7 +121,7 @@ public sealed class PerplexityEvaluator
         return tracker.Snapshot() with { Utf8Bytes = utf8Bytes, Words = words };
     }
 
-    private static void ScoreBatch(Func<Tensor, Tensor> model, Tensor tokens, CausalLMLoss loss, PerplexityTracker tracker,
+    private static void ScoreBatch(Func<Tensor, Tensor> model, Tensor tokens, TokenCrossEntropy loss, PerplexityTracker tracker,
         Action<EvaluationBatch>? onBatch, IReadOnlyList<EvaluationWindow> windows, int first, int count)
     {
         using var scope = NewDisposeScope();

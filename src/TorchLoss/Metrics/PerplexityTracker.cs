@@ -150,7 +150,7 @@ public sealed partial class PerplexityTracker : IDisposable
     /// (masked and ignored tokens are not in either), never the possibly smoothed <see cref="LossResult.Loss"/>.
     /// Runs on the result's device without reading values back; <paramref name="result"/> stays owned by the caller.
     /// </summary>
-    /// <param name="result">A loss result from <see cref="CausalLMLoss"/> or <see cref="TokenCrossEntropy"/>.</param>
+    /// <param name="result">A loss result from <see cref="TokenCrossEntropy"/> (causal or not) or <see cref="ChunkedLinearCrossEntropy"/>.</param>
     /// <param name="utf8Bytes">Optional UTF-8 byte count of the text these tokens encode, for <see cref="BitsPerByte"/>.</param>
     /// <param name="words">Optional whitespace-separated word count of that text, for <see cref="WordPerplexity"/>.</param>
     /// <exception cref="ArgumentException">The result's totals are not scalars, or a count is negative.</exception>

@@ -13,7 +13,7 @@ namespace TorchLoss.Sft;
 public sealed record SftExample(int[] InputIds, long[] Labels)
 {
     /// <summary>The label of a token that is not trained; matches <see cref="CrossEntropyOptions.IgnoreIndex"/>'s default.</summary>
-    public const long IgnoreIndex = -100;
+    public const long IgnoreIndex = LossDefaults.IgnoreIndex;
 
     /// <summary>The token ids.</summary>
     public int[] InputIds { get; } = CheckIds(InputIds);

@@ -1,16 +1,17 @@
 using System.Text;
 using System.Text.RegularExpressions;
 using TorchLoss.Examples.Tests.Install;
+using Xunit.Abstractions;
 
 namespace TorchLoss.Examples.Tests.Readme;
 
 /// <summary>
-/// Every C# block of the README compiles and runs as written. Most blocks are fragments of a user's program that name
+/// Every C# block of README.md and docs/*.md compiles and runs as written. Most blocks are fragments of a user's program that name
 /// things the text around them defines (<c>model</c>, <c>logger</c>, <c>tokenIds</c>, …): each such block becomes the
 /// body of a method whose parameters are exactly those names, and the test calls it with small real objects. A block
 /// this test does not know fails it, so a new snippet cannot go unchecked.
 /// </summary>
-public sealed class ReadmeSnippetTests : IDisposable
+public sealed class ReadmeSnippetTests(ITestOutputHelper output) : IDisposable
 {
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromMinutes(10);
     private readonly string _dir = Directory.CreateTempSubdirectory("torchloss-readme-").FullName;
@@ -26,7 +27,7 @@ public sealed class ReadmeSnippetTests : IDisposable
         new("var microBatches", "GradientAccumulation", "", "GradientAccumulation();"),
         new("ClassWeights = [1.0, 0.5, 2.0, 0.0]", "ClassWeights", "", "ClassWeights();"),
         new("var teacher = nn.functional.softmax", "SoftTargets", "", "SoftTargets();"),
-        new("using var hard = new CausalLMLoss();", "Distillation",
+        new("using var hard = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });", "Distillation",
             "nn.Module<Tensor, Tensor> student, nn.Module<Tensor, Tensor> teacher, Tensor ids, double alpha",
             "Distillation(Model(65), Model(65), randint(0, 65, [2, 8]), 0.5);",
             "using TorchLoss;\nusing TorchSharp;\nusing static TorchSharp.torch;"),
@@ -43,11 +44,11 @@ public sealed class ReadmeSnippetTests : IDisposable
             """),
         new("var evaluator = new PerplexityEvaluator(", "StridedEvaluation", "nn.Module<Tensor, Tensor> model, long[] tokenIds, string text",
             "StridedEvaluation(Model(50), Enumerable.Range(0, 1000).Select(i => (long)(i * 7 % 50)).ToArray(), new string('a', 1000));"),
-        new("using var calibration = new CalibrationTracker(new CalibrationOptions", "Calibration",
+        new("calibration.Update(logits, ids, mask);", "Calibration",
             "Tensor logits, Tensor ids, Tensor mask, Tensor logits2d, Tensor targets",
             "Calibration(randn([2, 8, 50]), randint(0, 50, [2, 8]), ones([2, 8], ScalarType.Bool), randn([16, 50]), randint(0, 50, [16]));",
             "using static TorchSharp.torch;"),
-        new("onBatch: b => calibration.UpdateCausal", "CalibrationDuringEvaluation", "nn.Module<Tensor, Tensor> model, long[] tokenIds",
+        new("onBatch: b => calibration.Update(", "CalibrationDuringEvaluation", "nn.Module<Tensor, Tensor> model, long[] tokenIds",
             "CalibrationDuringEvaluation(Model(50), Enumerable.Range(0, 1000).Select(i => (long)(i * 7 % 50)).ToArray());",
             "using TorchLoss.Metrics;\nusing static TorchSharp.torch;"),
         new("GptExport.Write(model,", "GptInterop", "Gpt model, CharTokenizer charTokenizer",
@@ -59,14 +60,26 @@ public sealed class ReadmeSnippetTests : IDisposable
             """,
             "using TinyGpt;\nusing TorchLoss.Sft;"),
         new("using var head = new ChunkedLinearCrossEntropy(", "FusedHead", "", "FusedHead();"),
+        // The README's map of the areas: one self-contained example each.
+        new("Smoothing = SmoothingKind.OtherClasses", "MapCrossEntropy", "", "MapCrossEntropy();"),
+        new("using var kd = new DistillationLoss(", "MapDistillation", "", "MapDistillation();"),
+        new("var sft = new SftExampleBuilder(", "MapSft", "", "MapSft();"),
+        new("using var tracker = new PerplexityTracker();", "MapPerplexity", "", "MapPerplexity();"),
+        new("using var calib = new CalibrationTracker(", "MapCalibration", "", "MapCalibration();"),
     ];
+
+    /// <summary>The files whose C# blocks are checked: the README and every page under docs/.</summary>
+    private static IEnumerable<string> Documents(string root) =>
+        Directory.GetFiles(Path.Combine(root, "docs"), "*.md").Order(StringComparer.Ordinal).Prepend(Path.Combine(root, "README.md"));
 
     [Fact]
     public void EveryCSharpBlockCompilesAndRuns()
     {
         string root = RepositoryPaths.Root;
-        var blocks = Regex.Matches(File.ReadAllText(Path.Combine(root, "README.md")), "```csharp\n(.*?)```", RegexOptions.Singleline)
-            .Select(m => m.Groups[1].Value).ToList();
+        var blocks = Documents(root)
+            .SelectMany(file => Regex.Matches(File.ReadAllText(file), "```csharp\n(.*?)```", RegexOptions.Singleline)
+                .Select(m => (File: Path.GetRelativePath(root, file), Code: m.Groups[1].Value)))
+            .ToList();
         Assert.NotEmpty(blocks);
 
         DotnetProcess.RunOrFail(_dir, CommandTimeout, "new", "console", "-o", "Snippets");
@@ -76,19 +89,23 @@ public sealed class ReadmeSnippetTests : IDisposable
         DotnetProcess.RunOrFail(app, CommandTimeout, "add", "package", "TorchSharp-cpu");
 
         var used = new List<Snippet>();
-        foreach (string block in blocks)
+        foreach (var (file, block) in blocks)
         {
             if (block.Contains("manual_seed(0);", StringComparison.Ordinal)) continue;   // the Quick start
-            var snippet = Known.SingleOrDefault(s => block.Contains(s.Marker, StringComparison.Ordinal));
-            Assert.True(snippet is not null, $"README.md has a C# block this test does not know; add it to {nameof(Known)}:\n{block}");
+            var matches = Known.Where(s => block.Contains(s.Marker, StringComparison.Ordinal)).ToList();
+            Assert.True(matches.Count == 1, matches.Count == 0
+                ? $"{file} has a C# block this test does not know; add it to {nameof(Known)}:\n{block}"
+                : $"{file} has a C# block that matches {matches.Count} markers ({string.Join(", ", matches.Select(m => m.Name))}):\n{block}");
+            var snippet = matches[0];
             File.WriteAllText(Path.Combine(app, snippet.Name + ".cs"), Wrap(snippet, block));
             used.Add(snippet);
         }
-        Assert.Equal(Known.Length, used.Count);   // every known block is still in the README, once
+        Assert.Equal(Known.Select(s => s.Name).Order(), used.Select(s => s.Name).Order());   // every known block is in the docs, once
         File.WriteAllText(Path.Combine(app, "Program.cs"), ProgramCalling(used));
 
         var run = DotnetProcess.Run(app, CommandTimeout, "run");
-        Assert.True(run.ExitCode == 0, $"the README's C# blocks did not compile or run (exit {run.ExitCode}):\n{run.Output}");
+        output.WriteLine(run.Output);   // what the blocks print, to compare with what the docs say they print
+        Assert.True(run.ExitCode == 0, $"the docs' C# blocks did not compile or run (exit {run.ExitCode}):\n{run.Output}");
         foreach (var snippet in used)
             Assert.Contains($"ran {snippet.Name}", run.Output);
     }

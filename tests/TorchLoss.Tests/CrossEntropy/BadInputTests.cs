@@ -21,7 +21,7 @@ public class BadInputTests
     public void LabelSmoothingOutsideZeroToOne(double epsilon)
     {
         AssertRejected(() => new TokenCrossEntropy(new CrossEntropyOptions { LabelSmoothing = epsilon }), "LabelSmoothing", "[0, 1)");
-        AssertRejected(() => new CausalLMLoss(new CrossEntropyOptions { LabelSmoothing = epsilon }), "LabelSmoothing", "[0, 1)");
+        AssertRejected(() => new TokenCrossEntropy(new CrossEntropyOptions { Causal = true, LabelSmoothing = epsilon }), "LabelSmoothing", "[0, 1)");
     }
 
     [Theory]
@@ -50,7 +50,7 @@ public class BadInputTests
         // [B, C, T] against [B, T], and [B, C, H, W] against [B, H, W], as torch's cross_entropy takes them.
         AssertRejected(() => loss.forward(zeros(2, 7, 5), zeros(2, 5, ScalarType.Int64)), advice, "[2, 5, 7]");
         AssertRejected(() => loss.forward(zeros(2, 7, 3, 4), zeros(2, 3, 4, ScalarType.Int64)), advice, "[2, 3, 4, 7]");
-        using var causal = new CausalLMLoss();
+        using var causal = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
         AssertRejected(() => causal.forward(zeros(2, 50, 6), zeros(2, 6, ScalarType.Int64)), advice);
         // A plain shape mismatch gets no layout advice.
         var other = Assert.Throws<ArgumentException>(() => loss.forward(zeros(2, 3, 5), zeros(2, 4, ScalarType.Int64)));
@@ -66,9 +66,9 @@ public class BadInputTests
         using var scope = NewDisposeScope();
         using var loss = new TokenCrossEntropy();
         AssertRejected(() => loss.forward(zeros(4, 3), zeros(new long[] { 4 }, dtype)), "target", "integer", dtype.ToString());
-        using var causal = new CausalLMLoss();
+        using var causal = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
         AssertRejected(() => causal.forward(zeros(1, 4, 3), zeros(new long[] { 1, 4 }, dtype)), "labels", "integer", dtype.ToString());
-        AssertRejected(() => CausalLMLoss.CountTokens(zeros(new long[] { 1, 4 }, dtype)), "labels", "integer");
+        AssertRejected(() => new CrossEntropyOptions { Causal = true }.CountTokens(zeros(new long[] { 1, 4 }, dtype)), "labels", "integer");
     }
 
     [Fact]
@@ -112,7 +112,7 @@ public class BadInputTests
     public void CausalLabelsOutsideTheVocabularyNameTheLabelsOwnIndex()
     {
         using var scope = NewDisposeScope();
-        using var loss = new CausalLMLoss();
+        using var loss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
         var labels = tensor(new long[,] { { 0, 1, 2, 3 }, { 1, 2, 7, 0 } });
         AssertRejected(() => loss.forward(zeros(2, 4, 4), labels), "labels", "7", "[1, 2]", "[0, 4)");
     }
@@ -124,7 +124,7 @@ public class BadInputTests
         var options = new CrossEntropyOptions { LabelSmoothing = 0.1, Smoothing = SmoothingKind.OtherClasses };
         using var loss = new TokenCrossEntropy(options);
         AssertRejected(() => loss.forward(zeros(3, 1), zeros(3, ScalarType.Int64)), "OtherClasses", "2 classes", "[3, 1]");
-        using var causal = new CausalLMLoss(options);
+        using var causal = new TokenCrossEntropy(options with { Causal = true });
         AssertRejected(() => causal.forward(zeros(1, 3, 1), zeros(1, 3, ScalarType.Int64)), "OtherClasses", "2 classes", "[1, 3, 1]");
     }
 
@@ -134,9 +134,9 @@ public class BadInputTests
         using var scope = NewDisposeScope();
         using var loss = new TokenCrossEntropy();
         AssertRejected(() => loss.Compute(zeros(2, 3, 4), zeros(2, 3, ScalarType.Int64), ones(3, 2, ScalarType.Bool)), "lossMask", "[3, 2]", "[2, 3]");
-        using var causal = new CausalLMLoss();
+        using var causal = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
         AssertRejected(() => causal.Compute(zeros(2, 3, 4), zeros(2, 3, ScalarType.Int64), ones(2, 2, ScalarType.Bool)), "lossMask", "[2, 2]", "[2, 3]");
-        AssertRejected(() => CausalLMLoss.CountTokens(zeros(2, 3, ScalarType.Int64), ones(2, 4, ScalarType.Bool)), "lossMask", "[2, 4]", "[2, 3]");
+        AssertRejected(() => new CrossEntropyOptions { Causal = true }.CountTokens(zeros(2, 3, ScalarType.Int64), ones(2, 4, ScalarType.Bool)), "lossMask", "[2, 4]", "[2, 3]");
     }
 
     [Theory]
@@ -148,7 +148,7 @@ public class BadInputTests
         using var scope = NewDisposeScope();
         using var loss = new TokenCrossEntropy();
         AssertRejected(() => loss.Compute(zeros(2, 3, 4), zeros(2, 3, ScalarType.Int64), ones(new long[] { 2, 3 }, dtype)), "lossMask", "bool", dtype.ToString());
-        using var causal = new CausalLMLoss();
+        using var causal = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
         AssertRejected(() => causal.Compute(zeros(2, 3, 4), zeros(2, 3, ScalarType.Int64), ones(new long[] { 2, 3 }, dtype)), "lossMask", "bool", dtype.ToString());
     }
 
@@ -156,7 +156,7 @@ public class BadInputTests
     public void CausalLabelsShorterThanTwoTokens()
     {
         using var scope = NewDisposeScope();
-        using var loss = new CausalLMLoss();
+        using var loss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
         AssertRejected(() => loss.forward(zeros(3, 1, 5), zeros(3, 1, ScalarType.Int64)), "labels", "at least 2 tokens", "[3, 1]");
     }
 
@@ -164,10 +164,10 @@ public class BadInputTests
     public void CausalLogitsOrLabelsOfTheWrongRank()
     {
         using var scope = NewDisposeScope();
-        using var loss = new CausalLMLoss();
+        using var loss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
         AssertRejected(() => loss.forward(zeros(4, 5), zeros(4, ScalarType.Int64)), "logits", "[B, T, V]", "[4, 5]");
         AssertRejected(() => loss.forward(zeros(2, 4, 5), zeros(8, ScalarType.Int64)), "labels", "[8]", "[2, 4, 5]");
-        AssertRejected(() => CausalLMLoss.CountTokens(zeros(8, ScalarType.Int64)), "labels", "[B, T]", "[8]");
+        AssertRejected(() => new CrossEntropyOptions { Causal = true }.CountTokens(zeros(8, ScalarType.Int64)), "labels", "[B, T]", "[8]");
     }
 
     [Fact]
@@ -184,7 +184,7 @@ public class BadInputTests
     public void NonPositiveNormalizer(long normalizer)
     {
         using var scope = NewDisposeScope();
-        using var loss = new CausalLMLoss();
+        using var loss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
         AssertRejected(() => loss.Compute(zeros(1, 3, 4), zeros(1, 3, ScalarType.Int64), normalizer: normalizer), "normalizer", normalizer.ToString());
     }
 

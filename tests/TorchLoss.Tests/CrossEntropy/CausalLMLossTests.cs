@@ -41,7 +41,7 @@ public class CausalLMLossTests
         var logits = Logits([4, 6, Vocab], ScalarType.Float64, seed: 41);
         var labels = Labels();
         var mask = Mask();
-        using var causal = new CausalLMLoss(options);
+        using var causal = new TokenCrossEntropy(options with { Causal = true });
         using var token = new TokenCrossEntropy(options);
 
         using var ours = causal.Compute(logits, labels, mask);
@@ -58,7 +58,7 @@ public class CausalLMLossTests
         using var scope = NewDisposeScope();
         var logits = Logits([4, 6, Vocab], ScalarType.Float64, seed: 42);
         var options = new CrossEntropyOptions { Reduction = nn.Reduction.None };
-        using var causal = new CausalLMLoss(options);
+        using var causal = new TokenCrossEntropy(options with { Causal = true });
         using var token = new TokenCrossEntropy(options);
 
         var perToken = causal.forward(logits, Labels());
@@ -72,11 +72,11 @@ public class CausalLMLossTests
     public void CountTokensCountsLearnedNextTokens()
     {
         using var scope = NewDisposeScope();
-        using var causal = new CausalLMLoss();
+        using var causal = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
 
         // Row by row: 5, 0, 2 (positions 3 and 5; 2 is ignored, 1 and 4 masked), 4.
-        Assert.Equal(11, CausalLMLoss.CountTokens(Labels(), Mask()));
-        Assert.Equal(5 + 0 + 4 + 4, CausalLMLoss.CountTokens(Labels()));
+        Assert.Equal(11, new CrossEntropyOptions { Causal = true }.CountTokens(Labels(), Mask()));
+        Assert.Equal(5 + 0 + 4 + 4, new CrossEntropyOptions { Causal = true }.CountTokens(Labels()));
         using var result = causal.Compute(Logits([4, 6, Vocab], ScalarType.Float32, seed: 43), Labels(), Mask());
         Assert.Equal(11, result.TokenCount.item<long>());
     }
@@ -88,14 +88,14 @@ public class CausalLMLossTests
         var logits = Logits([4, 6, Vocab], ScalarType.Float64, seed: 44);
         var labels = Labels();
         var mask = Mask();
-        using var loss = new CausalLMLoss(new CrossEntropyOptions { LabelSmoothing = 0.1 });
+        using var loss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true, LabelSmoothing = 0.1 });
 
         loss.Compute(logits, labels, mask).Loss.backward();
         var fullBatch = logits.grad!.clone();
         logits.grad!.zero_();
 
         var microBatches = new[] { (0, 1), (1, 3), (3, 4) };
-        long normalizer = microBatches.Sum(m => CausalLMLoss.CountTokens(labels[m.Item1..m.Item2], mask[m.Item1..m.Item2]));
+        long normalizer = microBatches.Sum(m => new CrossEntropyOptions { Causal = true }.CountTokens(labels[m.Item1..m.Item2], mask[m.Item1..m.Item2]));
         foreach (var (from, to) in microBatches)
             loss.Compute(logits[from..to], labels[from..to], mask[from..to], normalizer).Loss.backward();
 
@@ -109,7 +109,7 @@ public class CausalLMLossTests
         using var scope = NewDisposeScope();
         var logits = Logits([4, 6, Vocab], ScalarType.Float64, seed: 44);
         var labels = Labels();
-        using var loss = new CausalLMLoss();
+        using var loss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
 
         loss.Compute(logits, labels).Loss.backward();
         var fullBatch = logits.grad!.clone();
@@ -129,7 +129,7 @@ public class CausalLMLossTests
         var head = (randn([5, Vocab], ScalarType.Float64, generator: generator) * 0.5).requires_grad_(true);
         var ids = Labels().clamp_min(0);
         var labels = Labels();
-        using var loss = new CausalLMLoss(new CrossEntropyOptions { LabelSmoothing = 0.6, Smoothing = SmoothingKind.OtherClasses, ZLossWeight = 1e-3 });
+        using var loss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true, LabelSmoothing = 0.6, Smoothing = SmoothingKind.OtherClasses, ZLossWeight = 1e-3 });
         Tensor Forward(Tensor batch) => embedding[batch].tanh().matmul(head);
 
         loss.Compute(Forward(ids), labels).Loss.backward();
@@ -138,7 +138,7 @@ public class CausalLMLossTests
         head.grad!.zero_();
 
         var microBatches = new[] { (0, 2), (2, 3), (3, 4) };
-        long normalizer = microBatches.Sum(m => CausalLMLoss.CountTokens(labels[m.Item1..m.Item2]));
+        long normalizer = microBatches.Sum(m => new CrossEntropyOptions { Causal = true }.CountTokens(labels[m.Item1..m.Item2]));
         foreach (var (from, to) in microBatches)
             loss.Compute(Forward(ids[from..to]), labels[from..to], normalizer: normalizer).Loss.backward();
 

@@ -76,7 +76,7 @@ public class ClassWeightTests
         var labels = Targets([2, 7], vocab, seed: 22, ignoreFraction: 0.25);
         labels[0, 1] = tensor(0L); // weight 0
         var options = new CrossEntropyOptions { LabelSmoothing = smoothing, Reduction = reduction, ClassWeights = RandomWeights(vocab, seed: 23), Backend = backend };
-        using var module = new CausalLMLoss(options);
+        using var module = new TokenCrossEntropy(options with { Causal = true });
 
         var ours = module.forward(logits, labels);
         var torchLogits = logits.detach().clone().requires_grad_(true);
@@ -189,8 +189,8 @@ public class ClassWeightTests
         var target = Targets([4, 6], 10, seed: 52, ignoreFraction: 0.2);
         foreach (var backend in new[] { CrossEntropyBackend.LibTorch, CrossEntropyBackend.Fused })
         {
-            using var plain = new CausalLMLoss(new CrossEntropyOptions { Backend = backend });
-            using var weighted = new CausalLMLoss(new CrossEntropyOptions { Backend = backend, LabelSmoothing = 0.1, ClassWeights = RandomWeights(10, seed: 53) });
+            using var plain = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true, Backend = backend });
+            using var weighted = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true, Backend = backend, LabelSmoothing = 0.1, ClassWeights = RandomWeights(10, seed: 53) });
             using var a = plain.Compute(logits, target);
             using var b = weighted.Compute(logits, target);
             AssertClose(a.NllSum, b.NllSum, 1e-6, $"NllSum ({backend})");
@@ -227,7 +227,7 @@ public class ClassWeightTests
     [Fact]
     public void OnlyTheIgnoredClassWeighedIsRejected()
     {
-        var error = Assert.Throws<ArgumentException>(() => new CausalLMLoss(new CrossEntropyOptions { IgnoreIndex = 0, ClassWeights = [3.0, 0.0, 0.0] }));
+        var error = Assert.Throws<ArgumentException>(() => new TokenCrossEntropy(new CrossEntropyOptions { Causal = true, IgnoreIndex = 0, ClassWeights = [3.0, 0.0, 0.0] }));
         Assert.Contains("zero for every class that can be counted", error.Message);
     }
 

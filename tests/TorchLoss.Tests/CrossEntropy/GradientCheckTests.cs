@@ -36,7 +36,7 @@ public class GradientCheckTests
     {
         Assert.NotEmpty(name);
         using var scope = NewDisposeScope();
-        using var module = new CausalLMLoss(options);
+        using var module = new TokenCrossEntropy(options with { Causal = true });
         var x = Logits([2, 4, 3], ScalarType.Float64, seed: 32).detach();
         var labels = tensor(new long[,] { { 0, 2, 1, -100 }, { 1, 1, 0, 2 } });
         var mask = tensor(new[,] { { true, true, true, true }, { true, true, false, true } });

@@ -93,7 +93,7 @@ public class SoftTargetTests
         var labels = Distributions([2, 6, 5], ScalarType.Float64, seed: 32);
         var mask = rand([2, 6], generator: new Generator(33)).gt(0.3);
         var options = new CrossEntropyOptions { LabelSmoothing = 0.1 };
-        using var causal = new CausalLMLoss(options);
+        using var causal = new TokenCrossEntropy(options with { Causal = true });
         using var plain = new TokenCrossEntropy(options);
 
         using var ours = causal.Compute(logits, labels, mask);

@@ -77,4 +77,32 @@ public class InformationTheoryTests
         Assert.Contains("[2, 4]", error.Message);
         Assert.Throws<ArgumentException>(() => InformationTheory.Entropy(zeros(new long[] { 3 }, ScalarType.Int64)));
     }
+
+    [Fact]
+    public void Negative_infinite_logits_give_finite_gradients_in_every_helper()
+    {
+        using var scope = NewDisposeScope();
+        // One-hot and top-k filtered distributions: −∞ logits mean probability 0, and 0·log 0 = 0 in the value and the gradient.
+        var p = tensor(new[,] { { 0.0, double.NegativeInfinity, double.NegativeInfinity }, { 1.0, 0.5, double.NegativeInfinity } })
+            .requires_grad_(true);
+        var q = tensor(new[,] { { 0.2, -0.3, 1.0 }, { -1.0, 0.4, double.NegativeInfinity } }).requires_grad_(true);
+        var helpers = new (string Name, Func<Tensor> Value)[]
+        {
+            ("Entropy", () => InformationTheory.Entropy(p)),
+            ("KlDivergence", () => InformationTheory.KlDivergence(p, q)),
+            ("CrossEntropy", () => InformationTheory.CrossEntropy(p, q)),
+        };
+        foreach (var (name, value) in helpers)
+        {
+            p.grad?.zero_();
+            q.grad?.zero_();
+            var result = value();
+            Assert.All(Values(result), v => Assert.True(double.IsFinite(v), $"{name} value {v}"));
+            result.sum().backward();
+            Assert.All(Values(p.grad!), g => Assert.True(double.IsFinite(g), $"{name} gradient in p: {g}"));
+            if (q.grad is not null)
+                Assert.All(Values(q.grad), g => Assert.True(double.IsFinite(g), $"{name} gradient in q: {g}"));
+        }
+        Assert.Equal(0.0, Values(InformationTheory.Entropy(p))[0]);
+    }
 }

@@ -41,13 +41,13 @@ public class ChunkedLinearCrossEntropyTests
         var weight = randn([vocab, width], dtype: ScalarType.Float64, generator: gen).requires_grad_(true);
         var labels = randint(0, vocab, [batch, time], generator: gen).masked_fill(rand([batch, time], generator: gen).lt(0.2), -100);
         Tensor? mask = withMask ? rand([batch, time], generator: gen).gt(0.25) : null;
-        long? normalizer = withNormalizer ? CausalLMLoss.CountTokens(labels, mask) + 2 : null;
+        long? normalizer = withNormalizer ? new CrossEntropyOptions { Causal = true }.CountTokens(labels, mask) + 2 : null;
         Tensor? gradOutput = reduction == nn.Reduction.None ? rand([batch, time], dtype: ScalarType.Float64, generator: gen) : null;
         var options = new CrossEntropyOptions { LabelSmoothing = 0.1, ZLossWeight = 1e-3, Reduction = reduction };
         Tensor?[] parameters = [hidden, weight];
 
         using var head = new ChunkedLinearCrossEntropy(options, chunkSize: 4, causal: true);
-        using var causal = new CausalLMLoss(options with { Backend = CrossEntropyBackend.LibTorch });
+        using var causal = new TokenCrossEntropy(options with { Causal = true, Backend = CrossEntropyBackend.LibTorch });
         // Both take the same unshifted labels, in the same argument order.
         var fused = Run(() => head.Compute(hidden, weight, labels, mask, normalizer), parameters, gradOutput);
         var reference = Run(() => causal.Compute(hidden.matmul(weight.t()), labels, mask, normalizer), parameters, gradOutput);

@@ -26,7 +26,7 @@ public class FastPathLeakTests
     [Fact]
     public void FusedPerTokenLossDoesNotLeak()
     {
-        using var loss = new CausalLMLoss(new CrossEntropyOptions { Reduction = nn.Reduction.None, Backend = CrossEntropyBackend.Fused });
+        using var loss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true, Reduction = nn.Reduction.None, Backend = CrossEntropyBackend.Fused });
         LeakCheck.AssertNoGrowth(() =>
         {
             using var scope = NewDisposeScope();

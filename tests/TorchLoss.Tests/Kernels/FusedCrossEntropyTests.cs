@@ -43,9 +43,9 @@ public class FusedCrossEntropyTests
         labels[0, 5] = tensor(-100L);
         var mask = rand([3, 17], generator: gen).gt(0.2);
         var options = new CrossEntropyOptions { LabelSmoothing = 0.1, ZLossWeight = 1e-4 };
-        using var fused = new CausalLMLoss(options with { Backend = CrossEntropyBackend.Fused });
-        using var reference = new CausalLMLoss(options with { Backend = CrossEntropyBackend.LibTorch });
-        long normalizer = CausalLMLoss.CountTokens(labels, mask) + 3;
+        using var fused = new TokenCrossEntropy(options with { Causal = true, Backend = CrossEntropyBackend.Fused });
+        using var reference = new TokenCrossEntropy(options with { Causal = true, Backend = CrossEntropyBackend.LibTorch });
+        long normalizer = new CrossEntropyOptions { Causal = true }.CountTokens(labels, mask) + 3;
         var (loss, grad, totals) = Run(() => fused.Compute(logits, labels, mask, normalizer), logits, null);
         var (refLoss, refGrad, refTotals) = Run(() => reference.Compute(logits, labels, mask, normalizer), logits, null);
         AssertClose(refLoss, loss, 1e-5, "loss");

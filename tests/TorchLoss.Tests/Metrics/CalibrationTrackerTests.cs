@@ -82,13 +82,18 @@ public class CalibrationTrackerTests
         labels[0, 4] = tensor(-100L);
         var mask = rand([3, 9], generator: generator).gt(0.3);
         using var aligned = new CalibrationTracker();
-        using var shifted = new CalibrationTracker();
+        using var shifted = new CalibrationTracker(new CalibrationOptions { Causal = true });
+        using var legacy = new CalibrationTracker();
 
-        shifted.UpdateCausal(logits, labels, mask);
+        shifted.Update(logits, labels, mask);
+#pragma warning disable CS0618 // the superseded call must keep working
+        legacy.UpdateCausal(logits, labels, mask);
+#pragma warning restore CS0618
         aligned.Update(logits[.., ..^1, ..], labels[.., 1..], mask[.., 1..]);
 
-        Assert.Equal(CausalLMLoss.CountTokens(labels, mask), shifted.Snapshot().Tokens);
+        Assert.Equal(new CrossEntropyOptions { Causal = true }.CountTokens(labels, mask), shifted.Snapshot().Tokens);
         AssertSame(aligned.Snapshot(), shifted.Snapshot());
+        AssertSame(aligned.Snapshot(), legacy.Snapshot());
     }
 
     [Fact]
@@ -207,7 +212,8 @@ public class CalibrationTrackerTests
         Assert.Contains("integer class indices", Assert.Throws<ArgumentException>(() => tracker.Update(logits, zeros(4))).Message);
         Assert.Contains("bool", Assert.Throws<ArgumentException>(() => tracker.Update(logits, zeros(4, ScalarType.Int64), ones(4))).Message);
         Assert.Contains("holds 3", Assert.Throws<ArgumentException>(() => tracker.Update(logits, tensor(new long[] { 0, 1, 2, 3 }))).Message);
-        Assert.Contains("[B, T, V]", Assert.Throws<ArgumentException>(() => tracker.UpdateCausal(logits, zeros(4, ScalarType.Int64))).Message);
+        using var causal = new CalibrationTracker(new CalibrationOptions { Causal = true });
+        Assert.Contains("[B, T, V]", Assert.Throws<ArgumentException>(() => causal.Update(logits, zeros(4, ScalarType.Int64))).Message);
         Assert.Contains("itself", Assert.Throws<ArgumentException>(() => tracker.Merge(tracker)).Message);
         using var other = new CalibrationTracker(new CalibrationOptions { Bins = 10 });
         Assert.Contains("same bins", Assert.Throws<ArgumentException>(() => tracker.Merge(other)).Message);
@@ -225,9 +231,9 @@ public class CalibrationTrackerTests
         var table = randn([6, 6], generator: generator);
         var text = randint(0, 6, [41], generator: generator);
         Tensor Model(Tensor ids) => table.index_select(0, ids.flatten()).reshape(ids.shape[0], ids.shape[1], 6);
-        using var calibration = new CalibrationTracker();
+        using var calibration = new CalibrationTracker(new CalibrationOptions { Causal = true });
         var perplexity = new PerplexityEvaluator(8, 5, batchSize: 2)
-            .Evaluate(Model, text, onBatch: b => calibration.UpdateCausal(b.Logits, b.Labels, b.LossMask));
+            .Evaluate(Model, text, onBatch: b => calibration.Update(b.Logits, b.Labels, b.LossMask));
         Assert.Equal(perplexity.Tokens, calibration.Snapshot().Tokens);
         Assert.Equal(40, calibration.Snapshot().Tokens);
 
@@ -241,11 +247,12 @@ public class CalibrationTrackerTests
     public void UpdatesDoNotLeak()
     {
         using var tracker = new CalibrationTracker();
+        using var causal = new CalibrationTracker(new CalibrationOptions { Causal = true });
         using var logits = randn(16, 9, 5);
         using var labels = randint(0, 5, [16, 9]);
         LeakCheck.AssertNoGrowth(() =>
         {
-            tracker.UpdateCausal(logits, labels);
+            causal.Update(logits, labels);
             tracker.Update(logits, labels);
             _ = tracker.Snapshot();
         });

@@ -42,8 +42,8 @@ public class PerplexityTrackerTests
         using var scope = NewDisposeScope();
         var logits = randn([2, 6, 11], generator: new Generator(7));
         var labels = randint(0, 11, [2, 6], generator: new Generator(8));
-        using var plainLoss = new CausalLMLoss();
-        using var smoothLoss = new CausalLMLoss(new CrossEntropyOptions { LabelSmoothing = 0.2, Smoothing = kind });
+        using var plainLoss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
+        using var smoothLoss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true, LabelSmoothing = 0.2, Smoothing = kind });
         using var plain = plainLoss.Compute(logits, labels);
         using var smooth = smoothLoss.Compute(logits, labels);
         using var plainTracker = new PerplexityTracker();
@@ -65,7 +65,7 @@ public class PerplexityTrackerTests
         var logits = randn([1, 5, 4], generator: new Generator(3));
         var labels = tensor(new long[] { 0, 1, -100, 3, 2 }).reshape(1, 5);
         var mask = tensor(new[] { true, true, true, false, true }).reshape(1, 5);
-        using var loss = new CausalLMLoss();
+        using var loss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
         using var result = loss.Compute(logits, labels, mask);
         using var tracker = new PerplexityTracker();
 
@@ -90,7 +90,7 @@ public class PerplexityTrackerTests
         // A batch whose labels are all masked adds nothing and is not "skipped".
         using (var scope = NewDisposeScope())
         {
-            using var loss = new CausalLMLoss();
+            using var loss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
             using var allMasked = loss.Compute(randn(1, 4, 3), full(1, 4, -100L));
             tracker.Update(allMasked);
         }
@@ -423,7 +423,7 @@ public class PerplexityTrackerTests
     public void UpdatesAndReadsDoNotLeak()
     {
         using var tracker = new PerplexityTracker(windowSize: 4);
-        using var loss = new CausalLMLoss();
+        using var loss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
         int i = 0;
         LeakCheck.AssertNoGrowth(() =>
         {

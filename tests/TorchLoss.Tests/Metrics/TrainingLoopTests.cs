@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 
 namespace TorchLoss.Tests.Metrics;
 
-/// <summary>The README's training loop, at toy size: a bigram model learns a cyclic sequence.</summary>
+/// <summary>The training loop of docs/perplexity.md, at toy size: a bigram model learns a cyclic sequence.</summary>
 public class TrainingLoopTests
 {
     private const int Vocab = 8;
@@ -16,7 +16,7 @@ public class TrainingLoopTests
         var logger = new RecordingLogger();
         using var model = nn.Sequential(("embed", nn.Embedding(Vocab, 16)), ("head", nn.Linear(16, Vocab)));
         using var optimizer = optim.Adam(model.parameters(), lr: 0.05);
-        using var lossFn = new CausalLMLoss(new CrossEntropyOptions { LabelSmoothing = 0.1 });
+        using var lossFn = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true, LabelSmoothing = 0.1 });
         using var tracker = new PerplexityTracker(logger, windowSize: 10);
         using var ids = arange(4 * 12, ScalarType.Int64).remainder(Vocab).reshape(4, 12);   // 0 1 2 … 7 0 1 …: next token is certain
 

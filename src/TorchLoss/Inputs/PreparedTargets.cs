@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace TorchLoss;
 
 /// <summary>
-/// Validated, flattened targets of one loss call, as <see cref="CrossEntropyInput.Prepare"/> makes them for every
+/// Validated, flattened targets of one loss call, as <see cref="TargetPreparation.Prepare"/> makes them for every
 /// module: row n of the flattened scores [N, ...] is scored against <see cref="Target"/>[n] where <see cref="Counted"/>[n].
 /// </summary>
 /// <param name="Target">Class indices [N] (int64), or per-row distributions [N, C] (floating) for soft targets.</param>
@@ -22,6 +22,6 @@ internal sealed record PreparedTargets(Tensor Target, Tensor Counted, double[]? 
     /// weighted class-index targets, the number of counted rows otherwise; 1 when nothing is counted, so the mean is 0.
     /// </summary>
     public Tensor MeanDenominator(Tensor tokenCount) => TargetWeightSum is null
-        ? tokenCount.clamp_min(1).to(ScalarType.Float64)
+        ? LossReduction.CountDenominator(tokenCount).to(ScalarType.Float64)
         : TargetWeightSum.masked_fill(tokenCount.eq(0), 1);
 }

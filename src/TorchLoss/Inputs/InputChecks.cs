@@ -1,0 +1,121 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchLoss;
+
+/// <summary>
+/// The argument checks every loss family, tracker and helper shares (logits, integer targets, masks, normaliser,
+/// devices), so each says the same thing the same way; every message names the offending shape or value.
+/// </summary>
+internal static class InputChecks
+{
+    public static void CheckLogits(Tensor logits, string name)
+    {
+        ArgumentNullException.ThrowIfNull(logits, name);
+        if (!logits.is_floating_point())
+            throw new ArgumentException($"{name} must be a floating-point tensor, got {logits.dtype}.", name);
+        if (logits.dim() < 1)
+            throw new ArgumentException($"{name} must have a class dimension (last), got a scalar.", name);
+        if (logits.shape[^1] < 1)
+            throw new ArgumentException($"{name} must have at least one class, got shape {Shape(logits)}.", name);
+    }
+
+    /// <summary>Next-token scoring needs [B, T, ...] with T ≥ 1 (<paramref name="what"/> describes the last dimension, e.g. "V" or "d").</summary>
+    public static void CheckSequenceBatch(Tensor scores, string name, string what)
+    {
+        if (scores.dim() != 3)
+            throw new ArgumentException($"{name} must be a batch of sequences [B, T, {what}] to score next tokens, got shape {Shape(scores)}.", name);
+    }
+
+    public static void CheckIntegerTarget(Tensor target, string targetName)
+    {
+        ArgumentNullException.ThrowIfNull(target, targetName);
+        if (target.is_floating_point() || target.is_complex() || target.dtype == ScalarType.Bool)
+            throw new ArgumentException($"{targetName} must hold integer class indices, got {target.dtype}.", targetName);
+    }
+
+    /// <summary>Checks <paramref name="target"/>'s dtype, shape and device against the class-last <paramref name="logits"/>.</summary>
+    public static void CheckTarget(Tensor logits, Tensor target, string logitsName, string targetName, bool allowSoft)
+    {
+        if (allowSoft && target.is_floating_point())
+        {
+            throw new ArgumentException(
+                $"{targetName} is {target.dtype}: a floating-point target holds class probabilities and must have the {logitsName}' shape {Shape(logits)}, got {Shape(target)}; class indices must be an integer tensor.",
+                targetName);
+        }
+        CheckIntegerTarget(target, targetName);
+        long[] expected = logits.shape[..^1];
+        if (!expected.SequenceEqual(target.shape))
+        {
+            throw new ArgumentException(
+                $"{targetName} shape {Shape(target)} does not match {logitsName} shape {Shape(logits)} without its class dimension (expected {Shape(expected)})." +
+                ClassesInDimOneHint(logits, target, logitsName),
+                targetName);
+        }
+        CheckSameDevice(target, targetName, logits, logitsName);
+    }
+
+    /// <summary>Logits [B, C, T, ...] against target [B, T, ...] is torch's layout; say how to fix it instead of only that shapes differ.</summary>
+    private static string ClassesInDimOneHint(Tensor logits, Tensor target, string logitsName)
+    {
+        long[] l = logits.shape, t = target.shape;
+        bool torchLayout = l.Length >= 3 && t.Length == l.Length - 1 && l[0] == t[0] && l[2..].SequenceEqual(t[1..]);
+        return torchLayout
+            ? $" It looks like torch's layout with classes in dim 1: in TorchLoss classes are the last dimension; transpose your logits ({logitsName}.movedim(1, -1), giving {Shape([.. t, l[1]])})."
+            : "";
+    }
+
+    /// <summary>
+    /// Checks a loss mask against the per-position shape <paramref name="positions"/> (what <paramref name="positionsFrom"/>
+    /// describes in messages) and the device of <paramref name="reference"/>.
+    /// </summary>
+    public static void CheckMask(Tensor? mask, long[] positions, Tensor reference, string maskName, string positionsFrom)
+    {
+        if (mask is null) return;
+        if (mask.dtype != ScalarType.Bool)
+            throw new ArgumentException($"{maskName} must be a bool tensor (true = counted), got {mask.dtype}.", maskName);
+        if (!mask.shape.SequenceEqual(positions))
+            throw new ArgumentException($"{maskName} shape {Shape(mask)} does not match {positionsFrom} shape {Shape(positions)}.", maskName);
+        if (!SameDevice(mask, reference))
+            throw new ArgumentException($"{maskName} is on {mask.device} but {positionsFrom} is on {reference.device}.", maskName);
+    }
+
+    public static void CheckNormalizer(long? normalizer, torch.nn.Reduction reduction)
+    {
+        if (normalizer is null) return;
+        if (normalizer <= 0)
+            throw new ArgumentException($"normalizer must be a positive token count, got {normalizer}.", nameof(normalizer));
+        if (reduction == torch.nn.Reduction.None)
+            throw new ArgumentException("normalizer applies to a reduced loss; it cannot be combined with Reduction.None.", nameof(normalizer));
+    }
+
+    public static void CheckSameShape(Tensor a, string aName, Tensor b, string bName, string why)
+    {
+        if (!a.shape.SequenceEqual(b.shape))
+            throw new ArgumentException($"{bName} shape {Shape(b)} does not match {aName} shape {Shape(a)}; {why}.", bName);
+    }
+
+    public static void CheckSameDevice(Tensor a, string aName, Tensor b, string bName)
+    {
+        if (!SameDevice(a, b))
+            throw new ArgumentException($"{aName} is on {a.device} but {bName} is on {b.device}.", aName);
+    }
+
+    public static bool SameDevice(Tensor a, Tensor b) => a.device_type == b.device_type && a.device_index == b.device_index;
+
+    public static string Shape(Tensor t) => Shape(t.shape);
+
+    public static string Shape(long[] shape) => "[" + string.Join(", ", shape) + "]";
+
+    /// <summary>The index of flat position <paramref name="flat"/> in a tensor of <paramref name="shape"/>.</summary>
+    public static long[] Unravel(long flat, long[] shape)
+    {
+        var index = new long[shape.Length];
+        for (int d = shape.Length - 1; d >= 0; d--)
+        {
+            index[d] = flat % shape[d];
+            flat /= shape[d];
+        }
+        return index;
+    }
+}
