@@ -1,6 +1,7 @@
 using ChatSft;
 using Microsoft.Extensions.Logging;
 using TinyGpt;
+using TorchLoss;
 
 // Should SFT count the user's tokens, or does the model then learn "to be a user"? Train the same tiny GPT
 // twice on the same synthetic chats, with the full loss and with the assistant-only loss, and compare.
@@ -18,11 +19,13 @@ for (int i = 0; i < args.Length; i++)
     if (args[i] is "--steps" or "--seed") i++;
 }
 
+// Before libtorch loads: sleeping OpenMP waits keep the two runs fast when other processes share the cores.
+var waits = TorchBackend.UsePassiveOpenMpWaits();
 IReadOnlyList<RunResult> runs;
 using (var loggerFactory = ExampleLogging.CreateFactory())   // disposed before the table, so the log is flushed first
 {
     var logger = loggerFactory.CreateLogger("ChatSft");
-    logger.LogInformation("options: {Options}", options);
+    logger.LogInformation("options: {Options}; {Waits}", options, waits);
     runs = new ChatSftExperiment(options, logger).Run();
 }
 Console.WriteLine();

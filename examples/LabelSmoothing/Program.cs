@@ -17,6 +17,8 @@ catch (ArgumentException e)
     return 2;
 }
 
+// Before libtorch loads: sleeping OpenMP waits keep the five runs fast when other processes share the cores.
+var waits = TorchBackend.UsePassiveOpenMpWaits();
 TorchBackend.EnsureLoaded();
 if (options.Threads > 0)
     set_num_threads(options.Threads);
@@ -25,7 +27,7 @@ IReadOnlyList<RunResult> results;
 using (var loggerFactory = ExampleLogging.CreateFactory())   // disposed before the table, so the log is flushed first
 {
     var logger = loggerFactory.CreateLogger("LabelSmoothing");
-    logger.LogInformation("options: {Options}; {Threads} torch threads", options, get_num_threads());
+    logger.LogInformation("options: {Options}; {Threads} torch threads; {Waits}", options, get_num_threads(), waits);
     try
     {
         results = new LabelSmoothingExperiment(options, logger).Run();

@@ -1,5 +1,7 @@
 using System.CommandLine;
+using Microsoft.Extensions.Logging;
 using TinyGpt;
+using TorchLoss;
 
 namespace TinyLM;
 
@@ -90,7 +92,10 @@ public static class Program
                 error.WriteLine("Run with --help to see every option.");
                 return 1;
             }
+            // Before libtorch loads: sleeping OpenMP waits keep a run fast when other processes share the cores.
+            var waits = TorchBackend.UsePassiveOpenMpWaits();
             using var loggers = ExampleLogging.CreateFactory();
+            loggers.CreateLogger("TinyLM").LogInformation("{Waits}", waits);
             return TinyLmApp.Run(options, loggers, output, error);
         });
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });

@@ -4,17 +4,17 @@ using TorchSharp;
 namespace TorchLoss;
 
 /// <summary>
-/// Loads TorchSharp's native backend (libtorch) once, with a thread wait policy that holds up on a busy machine,
-/// and turns a failure into an exception that says what failed and what to do, instead of TorchSharp's generic message.
+/// Loads TorchSharp's native backend (libtorch) once and turns a failure into an exception that says what failed and
+/// what to do, instead of TorchSharp's generic message. On request, and only then, it also gives libtorch's threads a
+/// wait policy that holds up on a busy machine.
 /// </summary>
 /// <remarks>
 /// libtorch's CPU operators run on OpenMP threads that by default spin while they wait for work. On an idle machine
 /// that is a little faster; when other processes compete for the cores, the spinning threads take the cores from the
-/// threads that have work and a run becomes 15–30× slower. So, unless the process already has <c>OMP_WAIT_POLICY</c>
-/// in its environment, <see cref="EnsureLoaded"/> sets it to <c>PASSIVE</c> before libtorch loads (OpenMP reads it
-/// once, at load). Set <c>OMP_WAIT_POLICY=ACTIVE</c> yourself to get the spinning behaviour back. Anything that
-/// makes a tensor loads libtorch, so call <see cref="EnsureLoaded"/> first; <see cref="OpenMpWaitPolicy"/> says
-/// which policy is in force.
+/// threads that have work and a run becomes several times slower. An application that expects to share its cores
+/// calls <see cref="UsePassiveOpenMpWaits"/> at start-up, before anything loads libtorch (OpenMP reads its
+/// environment once, at load); the library itself changes no process-wide setting. Anything that makes a tensor loads
+/// libtorch, so call <see cref="EnsureLoaded"/> first; <see cref="OpenMpWaitPolicy"/> says which policy is in force.
 /// </remarks>
 public static class TorchBackend
 {
@@ -22,9 +22,10 @@ public static class TorchBackend
     private static readonly Lazy<Exception?> LoadFailure = new(TryLoad, LazyThreadSafetyMode.ExecutionAndPublication);
 
     /// <summary>
-    /// Loads the CPU backend once per process. Call it at start-up, before any tensor is made, so that the
-    /// wait policy applies and a missing or broken backend fails early with a clear message; the loss modules
-    /// call it from their constructors too.
+    /// Loads the CPU backend once per process. Call it at start-up, before any tensor is made, so that a missing or
+    /// broken backend fails early with a clear message; the loss modules call it from their constructors too. It
+    /// sets no environment variable: OpenMP keeps the wait policy the process started with, unless
+    /// <see cref="UsePassiveOpenMpWaits"/> ran before it.
     /// </summary>
     /// <exception cref="InvalidOperationException">The native backend cannot be loaded.</exception>
     public static void EnsureLoaded()
@@ -34,10 +35,36 @@ public static class TorchBackend
     }
 
     /// <summary>
-    /// The OpenMP wait policy libtorch's threads use (<c>PASSIVE</c> unless the user chose another), or null where
-    /// OpenMP runs with its default, spinning waits: on Windows, where TorchLoss does not set it, and when libtorch
-    /// was loaded before <see cref="EnsureLoaded"/> first ran (a tensor made before it, say), too late for a policy
-    /// to take effect (detected on Linux). Read it after <see cref="EnsureLoaded"/>.
+    /// Opt-in: makes libtorch's OpenMP threads sleep instead of spin while they wait, by setting
+    /// <c>OMP_WAIT_POLICY=PASSIVE</c> for this process and its children. It takes effect only when called before
+    /// libtorch loads (before <see cref="EnsureLoaded"/> and before the first tensor), and never overrides a policy
+    /// the user chose. Passive waits cost some speed on an idle machine and save a lot on a busy one.
+    /// </summary>
+    /// <returns>Whether it took effect, the policy OpenMP will use, and why; log it.</returns>
+    public static OpenMpWaitChoice UsePassiveOpenMpWaits()
+    {
+        if (OperatingSystem.IsWindows())
+            return new(false, null, "OpenMP wait policy left at its default: TorchLoss sets it on Linux and macOS only");
+        string? chosen = Marshal.PtrToStringUTF8(Native.getenv(WaitPolicyVariable));
+        if (LoadFailure.IsValueCreated || OpenMpIsLoaded())
+        {
+            // OpenMP read its environment when it loaded; setting the variable now would change nothing.
+            return new(false, chosen,
+                $"OpenMP wait policy left at {chosen ?? "its default (spinning)"}: libtorch and OpenMP were already loaded, so call UsePassiveOpenMpWaits before the first tensor");
+        }
+        if (chosen is not null)
+            return new(false, chosen, $"OpenMP wait policy {chosen}, as {WaitPolicyVariable} in the environment chose");
+        // The managed environment is a copy on Unix: OpenMP, which reads the C environment, sees only setenv.
+        _ = Native.setenv(WaitPolicyVariable, "PASSIVE", 0);
+        Environment.SetEnvironmentVariable(WaitPolicyVariable, "PASSIVE");   // and child processes inherit it
+        return new(true, "PASSIVE", $"OpenMP wait policy PASSIVE: {WaitPolicyVariable} set before libtorch loads");
+    }
+
+    /// <summary>
+    /// The OpenMP wait policy libtorch's threads use: the value of <c>OMP_WAIT_POLICY</c> when libtorch loaded (set by
+    /// the user or by <see cref="UsePassiveOpenMpWaits"/>), or null where OpenMP runs with its default, spinning
+    /// waits (no policy chosen, or on Windows, where TorchLoss does not read it). Read it after
+    /// <see cref="EnsureLoaded"/>.
     /// </summary>
     public static string? OpenMpWaitPolicy => policyInForce;
 
@@ -45,7 +72,7 @@ public static class TorchBackend
 
     private static Exception? TryLoad()
     {
-        policyInForce = ChooseWaitPolicy();
+        policyInForce = OperatingSystem.IsWindows() ? null : Marshal.PtrToStringUTF8(Native.getenv(WaitPolicyVariable));
         try
         {
             torch.InitializeDeviceType(DeviceType.CPU);
@@ -55,20 +82,6 @@ public static class TorchBackend
         {
             return new InvalidOperationException(DescribeFailure(e), e);
         }
-    }
-
-    // Returns the policy OpenMP will read. The managed environment is a copy on Unix: OpenMP, which reads the C
-    // environment, sees only setenv.
-    internal static string? ChooseWaitPolicy()
-    {
-        if (OperatingSystem.IsWindows()) return null;
-        string? chosen = Marshal.PtrToStringUTF8(Native.getenv(WaitPolicyVariable));
-        if (OpenMpIsLoaded())
-            return chosen;   // OpenMP read its environment when it loaded; setting the variable now would change nothing
-        if (chosen is not null) return chosen;   // the user's choice stands
-        _ = Native.setenv(WaitPolicyVariable, "PASSIVE", 0);
-        Environment.SetEnvironmentVariable(WaitPolicyVariable, "PASSIVE");   // and child processes inherit it
-        return "PASSIVE";
     }
 
     /// <summary>Whether an OpenMP runtime is already mapped into this process (Linux; false elsewhere).</summary>

@@ -21,7 +21,7 @@ public sealed class ReadmeSnippetTests(ITestOutputHelper output) : IDisposable
     /// <summary>How a block is compiled and called: the method's name, the names the block uses but does not define, and the call.</summary>
     private sealed record Snippet(string Marker, string Name, string Parameters, string Call, string ExtraUsings = "");
 
-    // Matched by a line of the block; Quick start's block is run verbatim, output included, by ConsumerProjectTests.
+    // Matched by a line of the block; Quick start's blocks are run verbatim, output included, by ConsumerProjectTests.
     private static readonly Snippet[] Known =
     [
         new("var microBatches", "GradientAccumulation", "", "GradientAccumulation();"),
@@ -60,6 +60,22 @@ public sealed class ReadmeSnippetTests(ITestOutputHelper output) : IDisposable
             """,
             "using TinyGpt;\nusing TorchLoss.Sft;"),
         new("using var head = new ChunkedLinearCrossEntropy(", "FusedHead", "", "FusedHead();"),
+        new("using var dpo = new PreferenceLoss(new PreferenceOptions { Loss = PreferenceLossKind.Dpo", "PreferenceQuickStart", "", "PreferenceQuickStart();"),
+        new("var cache = PreferenceReferenceCache.Compute(", "PreferenceFromChats",
+            "Microsoft.ML.Tokenizers.Tokenizer tokenizer, IEnumerable<(IReadOnlyList<ChatMessage> History, string Chosen, string Rejected)> data, "
+            + "nn.Module<Tensor, Tensor> referenceModel, nn.Module<Tensor, Tensor> policy, IEnumerable<int[]> shuffledBatchesOfPairIndices",
+            """
+            {
+                var chatTokenizer = new CharTokenizer("<|im_start|>user\nassistant\n<|im_end|>\n What is 2+2? It is 4. five 3+3 6 seven");
+                var chats = new (IReadOnlyList<ChatMessage> History, string Chosen, string Rejected)[]
+                {
+                    ([ChatMessage.User("What is 2+2?")], "It is 4.", "It is five."),
+                    ([ChatMessage.User("What is 3+3?")], "It is 6.", "It is seven."),
+                };
+                PreferenceFromChats(chatTokenizer, chats, Model(chatTokenizer.VocabularySize), Model(chatTokenizer.VocabularySize), [[1, 0], [0]]);
+            }
+            """,
+            "using TorchLoss;\nusing TorchLoss.Sft;"),
         // The README's map of the areas: one self-contained example each.
         new("Smoothing = SmoothingKind.OtherClasses", "MapCrossEntropy", "", "MapCrossEntropy();"),
         new("using var kd = new DistillationLoss(", "MapDistillation", "", "MapDistillation();"),
@@ -85,13 +101,15 @@ public sealed class ReadmeSnippetTests(ITestOutputHelper output) : IDisposable
         DotnetProcess.RunOrFail(_dir, CommandTimeout, "new", "console", "-o", "Snippets");
         string app = Path.Combine(_dir, "Snippets");
         DotnetProcess.RunOrFail(app, CommandTimeout, "add", "reference", Path.Combine(root, "src", "TorchLoss", "TorchLoss.csproj"));
+        DotnetProcess.RunOrFail(app, CommandTimeout, "add", "reference", Path.Combine(root, "src", "TorchLoss.Sft", "TorchLoss.Sft.csproj"));
         DotnetProcess.RunOrFail(app, CommandTimeout, "add", "reference", Path.Combine(root, "examples", "TinyGpt", "TinyGpt.csproj"));
         DotnetProcess.RunOrFail(app, CommandTimeout, "add", "package", "TorchSharp-cpu");
 
+        var quickStart = ConsumerProjectTests.ReadmeQuickStartBlocks();
         var used = new List<Snippet>();
         foreach (var (file, block) in blocks)
         {
-            if (block.Contains("manual_seed(0);", StringComparison.Ordinal)) continue;   // the Quick start
+            if (quickStart.Contains(block)) continue;   // run verbatim by ConsumerProjectTests
             var matches = Known.Where(s => block.Contains(s.Marker, StringComparison.Ordinal)).ToList();
             Assert.True(matches.Count == 1, matches.Count == 0
                 ? $"{file} has a C# block this test does not know; add it to {nameof(Known)}:\n{block}"

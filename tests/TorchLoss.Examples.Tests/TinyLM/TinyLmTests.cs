@@ -137,13 +137,16 @@ public sealed class TinyLmTests
     {
         using var dir = new TempDirectory();
         // OMP_DISPLAY_ENV makes OpenMP print the settings it read when libtorch loaded it: what is in force, not what
-        // TorchLoss meant to set. The missing corpus ends the run right after libtorch has loaded.
+        // TinyLM's opt-in (TorchBackend.UsePassiveOpenMpWaits) meant to set. The missing corpus ends the run right after libtorch has loaded.
         var run = TinyLmProcess.Run(new Dictionary<string, string?> { ["OMP_WAIT_POLICY"] = userPolicy, ["GOMP_SPINCOUNT"] = null, ["OMP_DISPLAY_ENV"] = "VERBOSE" },
             "--corpus", dir.File("no-such-file.txt"), "--out", dir.File("out"));
         Assert.True(run.ExitCode == 2, run.Error + run.Output);
         Assert.Contains("OPENMP DISPLAY ENVIRONMENT BEGIN", run.Error);
         Assert.Contains($"OMP_WAIT_POLICY = '{policyRead}'", run.Error);
         Assert.Contains($"GOMP_SPINCOUNT = '{spinCount}'", run.Error);
+        // and TinyLM logs what its opt-in did
+        Assert.Contains(userPolicy is null ? "OpenMP wait policy PASSIVE: OMP_WAIT_POLICY set before libtorch loads"
+            : $"OpenMP wait policy {userPolicy}, as OMP_WAIT_POLICY in the environment chose", run.Output + run.Error);
     }
 
     [Fact]

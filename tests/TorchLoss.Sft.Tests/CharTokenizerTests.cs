@@ -2,7 +2,7 @@ using System.Buffers;
 using Microsoft.ML.Tokenizers;
 using TorchLoss.Sft;
 
-namespace TorchLoss.Tests.Sft;
+namespace TorchLoss.Sft.Tests;
 
 public class CharTokenizerTests
 {

@@ -1,8 +1,8 @@
 using Microsoft.ML.Tokenizers;
 using TorchLoss.Sft;
-using static TorchLoss.Tests.Sft.SftTestKit;
+using static TorchLoss.Sft.Tests.SftTestKit;
 
-namespace TorchLoss.Tests.Sft;
+namespace TorchLoss.Sft.Tests;
 
 /// <summary>
 /// The validation property, for both tokenizers and both templates over awkward texts: each trained run

@@ -2,7 +2,7 @@ using TorchLoss.Sft;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace TorchLoss.Tests.Sft;
+namespace TorchLoss.Sft.Tests;
 
 public class SequencePackerTests
 {

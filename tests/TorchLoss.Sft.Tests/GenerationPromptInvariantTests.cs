@@ -1,8 +1,8 @@
 using Microsoft.ML.Tokenizers;
 using TorchLoss.Sft;
-using static TorchLoss.Tests.Sft.SftTestKit;
+using static TorchLoss.Sft.Tests.SftTestKit;
 
-namespace TorchLoss.Tests.Sft;
+namespace TorchLoss.Sft.Tests;
 
 /// <summary>
 /// What the model is trained on is what it sees at inference: for every trained assistant turn, the ids of

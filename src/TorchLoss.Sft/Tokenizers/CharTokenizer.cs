@@ -10,6 +10,10 @@ namespace TorchLoss.Sft;
 /// before single characters. It plugs in wherever a <see cref="Tokenizer"/> is expected and reports exact
 /// character offsets. Text with a character outside the vocabulary cannot be encoded and throws.
 /// </summary>
+/// <remarks>
+/// It lives in the TorchLoss.Sft package, not in TorchLoss, because it derives from Microsoft.ML.Tokenizers'
+/// <see cref="Tokenizer"/>: placing it in TorchLoss would make every user of the losses depend on that package.
+/// </remarks>
 /// <example>
 /// <code>
 /// var tokenizer = new CharTokenizer(allTrainingText, ["&lt;|pad|&gt;"]);

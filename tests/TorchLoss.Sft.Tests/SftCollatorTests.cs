@@ -1,8 +1,8 @@
 using TorchLoss.Sft;
 using TorchSharp;
-using static TorchLoss.Tests.Sft.SftTestKit;
+using static TorchLoss.Sft.Tests.SftTestKit;
 
-namespace TorchLoss.Tests.Sft;
+namespace TorchLoss.Sft.Tests;
 
 public class SftCollatorTests
 {

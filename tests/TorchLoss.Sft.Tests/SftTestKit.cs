@@ -2,7 +2,7 @@ using System.Text;
 using Microsoft.ML.Tokenizers;
 using TorchLoss.Sft;
 
-namespace TorchLoss.Tests.Sft;
+namespace TorchLoss.Sft.Tests;
 
 /// <summary>Tokenizers and views shared by the SFT tests.</summary>
 internal static class SftTestKit

@@ -1,10 +1,10 @@
 using Microsoft.ML.Tokenizers;
 using TorchLoss.Sft;
 using TorchSharp;
-using static TorchLoss.Tests.Sft.SftTestKit;
+using static TorchLoss.Sft.Tests.SftTestKit;
 using static TorchSharp.torch;
 
-namespace TorchLoss.Tests.Sft;
+namespace TorchLoss.Sft.Tests;
 
 /// <summary>The end-to-end property: CausalLMLoss on a batch built here counts exactly the assistant tokens.</summary>
 public class SftLossIntegrationTests

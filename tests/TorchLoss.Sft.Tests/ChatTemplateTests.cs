@@ -1,7 +1,7 @@
 using TorchLoss.Sft;
-using static TorchLoss.Tests.Sft.SftTestKit;
+using static TorchLoss.Sft.Tests.SftTestKit;
 
-namespace TorchLoss.Tests.Sft;
+namespace TorchLoss.Sft.Tests;
 
 public class ChatTemplateTests
 {

@@ -1,9 +1,9 @@
 using System.Buffers;
 using Microsoft.ML.Tokenizers;
 using TorchLoss.Sft;
-using static TorchLoss.Tests.Sft.SftTestKit;
+using static TorchLoss.Sft.Tests.SftTestKit;
 
-namespace TorchLoss.Tests.Sft;
+namespace TorchLoss.Sft.Tests;
 
 /// <summary>Every bad input gets a clear error; skip-worthy conversations are skipped and counted by <see cref="SftExampleBuilder.BuildMany"/>.</summary>
 public class SftExampleBuilderInputTests

@@ -1,7 +1,7 @@
 using TorchLoss.Sft;
-using static TorchLoss.Tests.Sft.SftTestKit;
+using static TorchLoss.Sft.Tests.SftTestKit;
 
-namespace TorchLoss.Tests.Sft;
+namespace TorchLoss.Sft.Tests;
 
 /// <summary>
 /// Label masks with GPT-2's byte-level BPE, whose merges would cross the header/content boundary if the text

@@ -1,7 +1,7 @@
 using TorchLoss.Sft;
-using static TorchLoss.Tests.Sft.SftTestKit;
+using static TorchLoss.Sft.Tests.SftTestKit;
 
-namespace TorchLoss.Tests.Sft;
+namespace TorchLoss.Sft.Tests;
 
 /// <summary>Label masks with the char-level tokenizer, where every position can be checked by hand.</summary>
 public class SftExampleBuilderCharTests

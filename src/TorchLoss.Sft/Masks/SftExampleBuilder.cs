@@ -186,7 +186,7 @@ public sealed class SftExampleBuilder
     /// Where each exchange starts: an exchange is a run of user messages and the assistant messages answering
     /// them; a new one starts at each user message that follows an assistant message.
     /// </summary>
-    private static List<int> ExchangeStarts(IReadOnlyList<ChatMessage> conversation, int first)
+    internal static List<int> ExchangeStarts(IReadOnlyList<ChatMessage> conversation, int first)
     {
         var starts = new List<int> { first };
         for (int i = first + 1; i < conversation.Count; i++)
@@ -195,7 +195,7 @@ public sealed class SftExampleBuilder
         return starts;
     }
 
-    private static List<ChatMessage> Keep(IReadOnlyList<ChatMessage> conversation, bool hasSystem, int from)
+    internal static List<ChatMessage> Keep(IReadOnlyList<ChatMessage> conversation, bool hasSystem, int from)
     {
         var kept = new List<ChatMessage>(conversation.Count - from + 1);
         if (hasSystem) kept.Add(conversation[0]);

@@ -1,6 +1,6 @@
 using TorchLoss.Sft;
 
-namespace TorchLoss.Tests.Sft;
+namespace TorchLoss.Sft.Tests;
 
 public class SftExampleTests
 {
