@@ -9,15 +9,16 @@ namespace TorchLoss;
 /// and supports double backward), on validated, flattened inputs: student [N, V], detached teacher [N, V], counted [N].
 /// </summary>
 /// <remarks>
-/// It costs what the plain composition <c>kl_div(log_softmax(s), log_softmax(t), log_target: true)</c> costs, totals
-/// included, because every total is a row of numbers derived from the same few [N, V] passes. With Σ p = 1, the
+/// Every total is a row of numbers derived from the same few [N, V] passes as the loss, so the totals add no [N, V]
+/// pass of their own beyond the teacher's entropy (see docs/performance.md for how it compares with
+/// <c>kl_div(log_softmax(s), log_softmax(t), log_target: true)</c>). With Σ p = 1, the
 /// cross-entropy is H(P, Q) = lse(s) − Σ p·s and KL(P‖Q) = H(P, Q) − H(P), H(P) = Σ entr(p); so the forward KL keeps
 /// only the teacher's softmax p for its backward (whose gradient is softmax(s) − p), instead of both log-softmaxes.
 /// Nothing is read back to the host.
 /// </remarks>
 internal static class DistillationComputation
 {
-    public static DistillationResult Compute(Tensor student, Tensor teacher, Tensor counted, DistillationOptions options, long? normalizer, long[] perPositionShape)
+    public static DistillationResult Compute(Tensor student, Tensor teacher, Tensor? counted, DistillationOptions options, long? normalizer, long[] perPositionShape)
     {
         using var scope = NewDisposeScope();
         // Half and bfloat16 lose too much in log-sum-exp; compute in float32 and give the gradient back in the input dtype.
@@ -44,19 +45,22 @@ internal static class DistillationComputation
             DistillationDivergence.Reverse => ReverseKl(s, t, studentLse),
             _ => JensenShannon(s, t, options.Beta),
         };
-        var perPosition = where(counted, divergence * options.LossFactor, zeros_like(divergence));
+        var uncounted = counted?.logical_not();
+        var perPosition = Counted(divergence * options.LossFactor, uncounted);
 
-        Tensor entropySum, crossEntropySum, klSum, divergenceSum;
+        // The four totals in one masked float64 sum over a [4, N] stack: a handful of operations per call, not sixteen.
+        Tensor[] totals;
         using (no_grad())
         {
-            entropySum = CountedSum(teacherEntropy, counted);
-            crossEntropySum = CountedSum(crossEntropy, counted);
-            klSum = CountedSum(crossEntropy - teacherEntropy, counted);
-            divergenceSum = forward ? klSum.clone() : CountedSum(divergence, counted);
+            var kl = forward ? divergence : crossEntropy - teacherEntropy;
+            var rows = stack([teacherEntropy, crossEntropy, kl, divergence]);
+            totals = Counted(rows, uncounted).to(ScalarType.Float64).sum(1).unbind(0);
         }
-        var positionCount = counted.sum(ScalarType.Int64);
+        var positionCount = counted is null
+            ? full(Array.Empty<long>(), student.size(0), ScalarType.Int64, student.device)
+            : counted.sum(ScalarType.Int64);
         var loss = LossReduction.Reduce(perPosition, options.Reduction, normalizer, () => LossReduction.CountDenominator(positionCount), perPositionShape);
-        return new DistillationResult(loss, entropySum, crossEntropySum, klSum, divergenceSum, positionCount).MoveToOuterDisposeScope();
+        return new DistillationResult(loss, totals[0], totals[1], totals[2], totals[3], positionCount).MoveToOuterDisposeScope();
     }
 
     private static Tensor Soften(Tensor logits, double temperature) => temperature == 1.0 ? logits : logits / temperature;
@@ -103,6 +107,6 @@ internal static class DistillationComputation
         return beta * RelativeEntropy.Sum(logP.exp(), logP, logM) + (1 - beta) * RelativeEntropy.Sum(logQ.exp(), logQ, logM);
     }
 
-    private static Tensor CountedSum(Tensor perPosition, Tensor counted) =>
-        where(counted, perPosition, zeros_like(perPosition)).to(ScalarType.Float64).sum();
+    /// <summary>The values of counted positions (the last dimension), 0 elsewhere; as they are when every position counts.</summary>
+    private static Tensor Counted(Tensor perPosition, Tensor? uncounted) => uncounted is null ? perPosition : perPosition.masked_fill(uncounted, 0);
 }
