@@ -18,6 +18,9 @@ public sealed class CrossEntropyWorkload : IDisposable
     private readonly TokenCrossEntropy _libTorch;
     private readonly TokenCrossEntropy _fused;
     private readonly TokenCrossEntropy _fusedControl;
+    private readonly TokenCrossEntropy _inPlace;
+    private Tensor? _headBuffer;
+    private Tensor? _headLogits;
     private readonly double _epsilon;
 
     /// <summary>Allocates the inputs (seeded) and the modules.</summary>
@@ -35,6 +38,7 @@ public sealed class CrossEntropyWorkload : IDisposable
         _libTorch = new TokenCrossEntropy(options with { Backend = CrossEntropyBackend.LibTorch });
         _fused = new TokenCrossEntropy(options with { Backend = CrossEntropyBackend.Fused });
         _fusedControl = new TokenCrossEntropy(options with { Backend = CrossEntropyBackend.Fused });
+        _inPlace = new TokenCrossEntropy(options with { Backend = CrossEntropyBackend.Fused, GradientInPlace = true });
     }
 
     /// <summary>Whether <see cref="CrossEntropyBackend.Auto"/> computes these logits with the fused kernel.</summary>
@@ -85,6 +89,26 @@ public sealed class CrossEntropyWorkload : IDisposable
         loss.forward(_logits, _target).backward();
     }
 
+    /// <summary>
+    /// Untimed before each <see cref="TorchLossInPlace"/>: restores the logits in the head's buffer (the call overwrote
+    /// them with their gradient) and hands them out as a fresh head output.
+    /// </summary>
+    public void PrepareInPlace()
+    {
+        _headLogits?.Dispose();
+        // Allocated (and touched) once, like the copy's destination: in training it is the head's output buffer.
+        _headBuffer ??= empty_like(_logits).requires_grad_(true).DetachFromDisposeScope();
+        using (no_grad()) _headBuffer.copy_(_logits);
+        _headLogits = HeadOutput.Apply(_headBuffer).DetachFromDisposeScope();
+    }
+
+    /// <summary>TorchLoss's fused kernel with <see cref="CrossEntropyOptions.GradientInPlace"/> on a head's output, then backward.</summary>
+    public void TorchLossInPlace()
+    {
+        using var scope = NewDisposeScope();
+        _inPlace.forward(_headLogits!, _target).backward();
+    }
+
     /// <summary>One copy of the logits into a preallocated tensor: one read and one write of N·V values.</summary>
     public void CopyLogits()
     {
@@ -116,5 +140,8 @@ public sealed class CrossEntropyWorkload : IDisposable
         _libTorch.Dispose();
         _fused.Dispose();
         _fusedControl.Dispose();
+        _inPlace.Dispose();
+        _headLogits?.Dispose();
+        _headBuffer?.Dispose();
     }
 }

@@ -14,8 +14,8 @@ public static class PairedRunner
     /// <summary>Times every case (at least <paramref name="repetitions"/> rounds) and prints a Markdown table.</summary>
     public static void Run(IEnumerable<Case> cases, int repetitions, TextWriter output)
     {
-        output.WriteLine("| case | variant | median ms | ratio to first (median of pairs) | repetitions |");
-        output.WriteLine("| --- | --- | ---: | ---: | ---: |");
+        output.WriteLine("| case | variant | median ms | ratio to first (median of pairs) | ratio quartiles | repetitions |");
+        output.WriteLine("| --- | --- | ---: | ---: | ---: | ---: |");
         foreach (var c in cases)
         {
             using var workload = c.Create();
@@ -23,11 +23,21 @@ public static class PairedRunner
             for (int i = 0; i < c.Variants.Count; i++)
             {
                 var ratios = times[i].Zip(times[0], (a, b) => a / b).ToList();
-                output.WriteLine($"| {c.Name} | {c.Variants[i].Name} | {FormatMilliseconds(Median(times[i]))} | {Median(ratios):F3} | {times[i].Count} |");
+                output.WriteLine($"| {c.Name} | {c.Variants[i].Name} | {FormatMilliseconds(Median(times[i]))} | {Median(ratios):F3} | {Quantile(ratios, 0.25):F3}–{Quantile(ratios, 0.75):F3} | {times[i].Count} |");
+            }
+            foreach (var (of, to) in c.Ratios ?? [])
+            {
+                int a = IndexOf(c, of), b = IndexOf(c, to);
+                var ratios = times[a].Zip(times[b], (x, y) => x / y).ToList();
+                output.WriteLine($"| {c.Name} | {of} / {to} | | {Median(ratios):F3} | {Quantile(ratios, 0.25):F3}–{Quantile(ratios, 0.75):F3} | {ratios.Count} |");
             }
             output.Flush();
         }
     }
+
+    private static int IndexOf(Case c, string variant) =>
+        c.Variants.Select((v, i) => (v, i)).FirstOrDefault(p => p.v.Name == variant, (null!, -1)).Item2 is int i and >= 0
+            ? i : throw new ArgumentException($"Case {c.Name} has no variant '{variant}'.", nameof(variant));
 
     private const int WarmUpCalls = 200;
     private const double WarmUpSeconds = 0.5;
@@ -51,9 +61,9 @@ public static class PairedRunner
     public static List<double>[] Time(IReadOnlyList<Variant> variants, object workload, int repetitions, double minimumSeconds)
     {
         var times = variants.Select(_ => new List<double>()).ToArray();
-        foreach (var v in variants) v.Run(workload); // the first call of each compiles and allocates
+        foreach (var v in variants) v.TimedCall(workload); // the first call of each compiles and allocates
         var warmUp = Stopwatch.StartNew();
-        foreach (var v in variants) v.Run(workload);
+        foreach (var v in variants) v.TimedCall(workload);
         double singleRoundSeconds = Math.Max(warmUp.Elapsed.TotalSeconds, 1e-4);
         // .NET first runs a method as unoptimised tier-0 code and recompiles it optimised only after about 30 calls
         // and a short delay; cheap cases must get there before they are timed, or the managed kernels are measured
@@ -63,7 +73,7 @@ public static class PairedRunner
         var sinceWarmUp = Stopwatch.StartNew();
         for (; warmUpRounds < WarmUpCalls && warmUp.Elapsed.TotalSeconds < WarmUpSeconds; warmUpRounds++)
         {
-            foreach (var v in variants) v.Run(workload);
+            foreach (var v in variants) v.TimedCall(workload);
             if (warmUpRounds % 16 == 15) Thread.Sleep(CompilerPauseMilliseconds);   // gives the background compiler its turn
         }
         // Enough warm-up rounds time one round better than the single one above (the pauses taken out).
@@ -85,10 +95,10 @@ public static class PairedRunner
                 // A call inherits the caches and the thread pools' state from the call before it, which costs
                 // cheap calls up to 15 % (seen as an A/A ratio ≠ 1 that followed the variant's place in the order).
                 // An untimed call of the same variant first makes every timed call follow its own kind.
-                if (leadIn) variants[i].Run(workload);
-                var sw = Stopwatch.StartNew();
-                for (int c = 0; c < callsPerSample; c++) variants[i].Run(workload);
-                times[i].Add(sw.Elapsed.TotalMilliseconds / callsPerSample);
+                if (leadIn) variants[i].TimedCall(workload);
+                double elapsed = 0;
+                for (int c = 0; c < callsPerSample; c++) elapsed += variants[i].TimedCall(workload);
+                times[i].Add(elapsed / callsPerSample);
             }
         }
         return times;
@@ -116,6 +126,16 @@ public static class PairedRunner
     // Three significant digits down to 0.001 ms: batched samples time sub-0.1 ms calls too.
     private static string FormatMilliseconds(double ms) =>
         ms.ToString(ms >= 100 ? "F1" : ms >= 10 ? "F2" : "F3", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The <paramref name="q"/>-quantile of <paramref name="values"/> (linear between neighbours): the spread of the ratios.</summary>
+    public static double Quantile(IEnumerable<double> values, double q)
+    {
+        var sorted = values.Order().ToList();
+        double at = q * (sorted.Count - 1);
+        int low = (int)Math.Floor(at);
+        int high = Math.Min(low + 1, sorted.Count - 1);
+        return sorted[low] + (at - low) * (sorted[high] - sorted[low]);
+    }
 
     /// <summary>The median of <paramref name="values"/>.</summary>
     public static double Median(IEnumerable<double> values)

@@ -7,10 +7,11 @@ namespace TorchLoss;
 /// <summary>
 /// The output head and its cross-entropy in one step, <c>loss(hidden·weightᵀ + bias, target)</c>, without ever
 /// materialising the [N, V] logits: rows go through in chunks whose logits are turned into gradients in place
-/// and folded into the gradients of <c>hidden</c>, <c>weight</c> and <c>bias</c>. Memory grows with one chunk
-/// instead of three or four copies of the logits; the loss, gradients and totals are those of
-/// <see cref="TokenCrossEntropy"/> on the full logits (same options, masks and normaliser; with
-/// <see cref="CrossEntropyOptions.Causal"/> the next-token loss on unshifted labels).
+/// and folded into the gradients of <c>hidden</c>, <c>weight</c> and <c>bias</c>. Memory grows with one small chunk
+/// (<see cref="AutomaticChunkBytes"/>) instead of three or four copies of the logits; label smoothing's constant
+/// gradient is added in closed form and columns of negligible softmax are skipped (<see cref="DefaultGradientFilter"/>);
+/// the loss, gradients and totals are those of <see cref="TokenCrossEntropy"/> on the full logits (same options,
+/// masks and normaliser; with <see cref="CrossEntropyOptions.Causal"/> the next-token loss on unshifted labels).
 /// </summary>
 /// <remarks>
 /// Runs on the CPU with float32 or float64 (float16/bfloat16 inputs are computed in float32). With
@@ -26,8 +27,19 @@ namespace TorchLoss;
 /// </example>
 public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor, Tensor>
 {
-    /// <summary>The memory one chunk of logits may take when the chunk size is automatic.</summary>
-    public const long AutomaticChunkBytes = 128L << 20;
+    /// <summary>
+    /// The memory one chunk of logits may take when the chunk size is automatic: 16 MiB (83 rows of GPT-2's 50,257
+    /// classes in float32), so that the loss needs little beyond its gradients (grad_weight alone is V·d values).
+    /// </summary>
+    public const long AutomaticChunkBytes = 16L << 20;
+
+    /// <summary>
+    /// The default gradient filter τ = 1e-6: in each chunk, a vocabulary column whose softmax is below τ/V in every row
+    /// is left out of the two backward matmuls, which changes each row's logit gradient by less than τ (L1 norm, out
+    /// of a row gradient whose softmax part alone sums to 1). On a random initialisation nothing is that small and
+    /// nothing is skipped; on a trained model most of the vocabulary is.
+    /// </summary>
+    public const double DefaultGradientFilter = 1e-6;
 
     /// <summary>Creates the module; options are validated here and fixed for its lifetime.</summary>
     /// <param name="options">
@@ -40,15 +52,24 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
     /// Superseded by <see cref="CrossEntropyOptions.Causal"/>, the one way the library says causal; kept so that existing
     /// calls work: true sets it.
     /// </param>
-    /// <exception cref="ArgumentException">An option is out of range or <paramref name="chunkSize"/> is not positive.</exception>
-    public ChunkedLinearCrossEntropy(CrossEntropyOptions? options = null, int? chunkSize = null, bool causal = false) : base(nameof(ChunkedLinearCrossEntropy))
+    /// <param name="gradientFilter">
+    /// The gradient filter τ in [0, 1) (<see cref="DefaultGradientFilter"/> by default): softmax values below τ/V in
+    /// every row of a chunk skip their vocabulary column in the backward matmuls. 0 is the exact mode: nothing is
+    /// skipped and the gradients equal the plain head's to float rounding. The loss and its totals never change.
+    /// </param>
+    /// <exception cref="ArgumentException">An option is out of range, <paramref name="chunkSize"/> is not positive or <paramref name="gradientFilter"/> is outside [0, 1).</exception>
+    public ChunkedLinearCrossEntropy(CrossEntropyOptions? options = null, int? chunkSize = null, bool causal = false, double gradientFilter = DefaultGradientFilter)
+        : base(nameof(ChunkedLinearCrossEntropy))
     {
         Options = options ?? CrossEntropyOptions.Default;
         if (causal && !Options.Causal) Options = Options with { Causal = true };
         Options.Validate();
         if (chunkSize is <= 0)
             throw new ArgumentException($"chunkSize must be a positive number of rows, got {chunkSize}.", nameof(chunkSize));
+        if (!(gradientFilter >= 0 && gradientFilter < 1))
+            throw new ArgumentException($"gradientFilter must be in [0, 1) (0 = exact), got {gradientFilter}.", nameof(gradientFilter));
         ChunkSize = chunkSize;
+        GradientFilter = gradientFilter;
         TorchBackend.EnsureLoaded();
         RegisterComponents();
     }
@@ -58,6 +79,9 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
 
     /// <summary>Rows per chunk, or null for automatic.</summary>
     public int? ChunkSize { get; }
+
+    /// <summary>The gradient filter τ (0 = exact); see the constructor.</summary>
+    public double GradientFilter { get; }
 
     /// <summary>Whether the module pairs position t with label t+1: <see cref="CrossEntropyOptions.Causal"/> of <see cref="Options"/>.</summary>
     public bool Causal => Options.Causal;
@@ -104,7 +128,7 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
 
         var call = FusedCrossEntropyPath.NewCall(Options, classes, targets, normalizer, tokenCount,
             needGradient: h.requires_grad || w.requires_grad || (b is not null && b.requires_grad));
-        var loss = ChunkedLinearCrossEntropyFunction.Apply(h, w, b, flatTarget, counted, call, chunkRows);
+        var loss = ChunkedLinearCrossEntropyFunction.Apply(h, w, b, flatTarget, counted, call, chunkRows, GradientFilter);
         return FusedCrossEntropyPath.Result(loss, call, tokenCount, targets.PerTokenShape).MoveToOuterDisposeScope();
     }
 

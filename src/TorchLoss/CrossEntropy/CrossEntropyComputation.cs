@@ -37,11 +37,11 @@ internal static class CrossEntropyComputation
         {
             (perToken, nll) = SoftTargetLosses(x, targets.Target.to(x.dtype), counted, weights, epsilon);
         }
-        else if (epsilon <= 1.0)
+        else if (epsilon == 0)
         {
             // libtorch's fused kernel; the mask is folded into the ignore index so it needs nothing else.
             var target = targets.Target;
-            var torchTarget = target.masked_fill(counted.logical_not(), options.IgnoreIndex);
+            var torchTarget = targets.OnlyIgnoreIndex ? target : target.masked_fill(counted.logical_not(), options.IgnoreIndex);
             perToken = F.cross_entropy(x, torchTarget, weights, ignore_index: options.IgnoreIndex, reduction: nn.Reduction.None, label_smoothing: epsilon);
             if (epsilon == 0 && options.ZLossWeight == 0 && weights is null)
             {
@@ -56,7 +56,9 @@ internal static class CrossEntropyComputation
         }
         else
         {
-            // OtherClasses with large ε maps to a Uniform ε' > 1, which libtorch rejects: compose torch's weighted form,
+            // Smoothed: libtorch's cross_entropy composes this very form from one log_softmax, so composing it here costs
+            // the same and gives the unsmoothed NLL from that log_softmax instead of a second pass over the logits
+            // (and an OtherClasses ε mapping to a Uniform ε' > 1, which libtorch rejects, works too):
             // (1 − ε')·w_t·(−log p_t) + (ε'/K)·Σ_j w_j·(−log p_j).
             var logProbs = F.log_softmax(x, 1);
             var safeTarget = targets.Target.masked_fill(counted.logical_not(), 0);

@@ -63,6 +63,28 @@ public sealed record CrossEntropyOptions
     /// </summary>
     public bool CheckSoftTargets { get; init; } = true;
 
+    /// <summary>
+    /// Write the gradient into the logits' own storage instead of a new [N, V] tensor (opt-in; default false). Saves
+    /// the allocation and first touch of a gradient as large as the logits, the fused kernel's main cost.
+    /// </summary>
+    /// <remarks>
+    /// <para>Safe when the logits are the fresh output of the head (e.g. <c>hidden.matmul(weight.t())</c> or an
+    /// <c>nn.Linear</c> on 2-D input) and nothing reads them after the loss: after the call they hold the gradient,
+    /// not the logits. Compute everything else you need from them (argmax, accuracy, a second loss) before.</para>
+    /// <para>Without a gradient to write (under <c>no_grad</c>, or logits that do not require one) nothing is
+    /// overwritten and nothing is refused. Otherwise refused with an <see cref="ArgumentException"/> when the logits are a leaf (a parameter or an input you
+    /// hold) or a view of another tensor (a slice or a reshape of the head's output: reshape its input instead).
+    /// Refused in backward by autograd's own version check when another
+    /// node saved the logits for its backward (e.g. they are the output of <c>exp</c> or <c>tanh</c>), and with an
+    /// <see cref="InvalidOperationException"/> for a second backward through a retained graph or a backward with
+    /// <c>create_graph</c>, both of which would need the overwritten logits (TorchSharp 0.107 cannot carry an exception
+    /// out of a backward, so these two end the process with the message printed).</para>
+    /// <para>It applies where the fused CPU kernel runs. On the libtorch path (accelerators, non-contiguous logits
+    /// under <see cref="CrossEntropyBackend.Auto"/>, soft targets) the checks above still run, but the gradient is a new
+    /// tensor as usual. Half and bfloat16 logits are computed in a float32 copy, which then receives the gradient.</para>
+    /// </remarks>
+    public bool GradientInPlace { get; init; }
+
     /// <summary>The default options: no smoothing, ignore index -100, mean reduction, no z-loss, not causal.</summary>
     public static CrossEntropyOptions Default { get; } = new();
 

@@ -65,7 +65,7 @@ internal static class FusedCrossEntropyPath
         var x = (logits.dtype is ScalarType.Float32 or ScalarType.Float64 ? logits : logits.to(ScalarType.Float32)).contiguous();
         var countedRows = targets.Counted.contiguous();
         long tokenCount = countedRows.sum(ScalarType.Int64).item<long>();
-        var call = NewCall(options, x.shape[1], targets, normalizer, tokenCount, needGradient: x.requires_grad);
+        var call = NewCall(options, x.shape[1], targets, normalizer, tokenCount, needGradient: x.requires_grad, gradientInPlace: options.GradientInPlace);
         var loss = FusedCrossEntropyFunction.Apply(x, targets.Target.contiguous(), countedRows, call);
         return Result(loss, call, tokenCount, targets.PerTokenShape).MoveToOuterDisposeScope();
     }
@@ -73,9 +73,10 @@ internal static class FusedCrossEntropyPath
     /// <summary>
     /// The kernel's plain arguments for <paramref name="options"/> over <paramref name="classes"/> classes and
     /// <paramref name="tokenCount"/> counted rows of <paramref name="targets"/> (divided by <paramref name="normalizer"/>
-    /// if given); the gradient is written when <paramref name="needGradient"/> (an input requires one) and grad mode is on.
+    /// if given); the gradient is written when <paramref name="needGradient"/> (an input requires one) and grad mode is on,
+    /// over the logits themselves when <paramref name="gradientInPlace"/>.
     /// </summary>
-    public static FusedCrossEntropyCall NewCall(CrossEntropyOptions options, long classes, PreparedTargets targets, long? normalizer, long tokenCount, bool needGradient) => new()
+    public static FusedCrossEntropyCall NewCall(CrossEntropyOptions options, long classes, PreparedTargets targets, long? normalizer, long tokenCount, bool needGradient, bool gradientInPlace = false) => new()
     {
         Epsilon = CrossEntropyComputation.UniformEquivalent(options, classes),
         ZLossWeight = options.ZLossWeight,
@@ -84,6 +85,7 @@ internal static class FusedCrossEntropyPath
         Scale = LossReduction.Scale(options.Reduction, normalizer, targets.TargetWeightSum?.item<double>() ?? tokenCount, tokenCount),
         PerRow = options.Reduction == nn.Reduction.None,
         NeedGradient = is_grad_enabled() && needGradient,
+        GradientInPlace = gradientInPlace,
     };
 
     /// <summary>The <see cref="LossResult"/> of a finished call: its loss (per-row losses reshaped to <paramref name="perTokenShape"/>) and its sums.</summary>

@@ -60,6 +60,7 @@ public sealed class TokenCrossEntropy : nn.Module<Tensor, Tensor, Tensor>
     public LossResult Compute(Tensor logits, Tensor target, Tensor? lossMask = null, long? normalizer = null)
     {
         InputChecks.CheckLogits(logits, nameof(logits));
+        GradientInPlaceCheck.Check(logits, Options, nameof(logits));
         if (Options.Causal) InputChecks.CheckSequenceBatch(logits, nameof(logits), "V");
         InputChecks.CheckNormalizer(normalizer, Options.Reduction);
         using var scope = NewDisposeScope();

@@ -5,10 +5,12 @@ namespace TorchLoss.Kernels;
 
 /// <summary>
 /// Cross-entropy of <c>hidden·weightᵀ (+ bias)</c> without the [N, V] logits: rows go through in chunks, each
-/// chunk's logits become its gradient in place (<see cref="FusedCrossEntropyKernel"/>) and are folded into the
-/// gradients of hidden, weight and bias before the next chunk reuses the buffer.
+/// chunk's logits become its softmax in place (<see cref="FusedCrossEntropyKernel"/>) and are folded into the
+/// gradients of hidden, weight and bias (<see cref="HeadGradientAccumulator"/>: smoothing and target terms in closed
+/// form, columns of negligible softmax skipped) before the next chunk reuses the buffer.
 /// Arguments: hidden [N, d] (contiguous), weight [V, d], bias [V] or null, targets [N] int64, counted [N] bool,
-/// a <see cref="FusedCrossEntropyCall"/>, the chunk size (rows, boxed int64). All on the CPU, float32 or float64.
+/// a <see cref="FusedCrossEntropyCall"/>, the chunk size (rows, boxed int64), the gradient filter (boxed double).
+/// All on the CPU, float32 or float64.
 /// </summary>
 /// <remarks>
 /// With a reduced loss the gradients are complete after the forward pass and backward only scales them (a second
@@ -22,9 +24,12 @@ internal sealed class ChunkedLinearCrossEntropyFunction : autograd.SingleTensorF
 {
     public override string Name => nameof(ChunkedLinearCrossEntropyFunction);
 
-    /// <summary>Runs the loss; returns a scalar, or [N] when <see cref="FusedCrossEntropyCall.PerRow"/>.</summary>
-    public static Tensor Apply(Tensor hidden, Tensor weight, Tensor? bias, Tensor targets, Tensor counted, FusedCrossEntropyCall call, long chunkRows) =>
-        apply(hidden, weight, bias!, targets, counted, call, chunkRows);
+    /// <summary>
+    /// Runs the loss; returns a scalar, or [N] when <see cref="FusedCrossEntropyCall.PerRow"/>. The gradient filter τ ≥ 0
+    /// (last argument): softmax values below τ/V in every row of a chunk skip their column of the backward matmuls; 0 skips nothing.
+    /// </summary>
+    public static Tensor Apply(Tensor hidden, Tensor weight, Tensor? bias, Tensor targets, Tensor counted, FusedCrossEntropyCall call, long chunkRows, double filter) =>
+        apply(hidden, weight, bias!, targets, counted, call, chunkRows, filter);
 
     public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
     {
@@ -35,7 +40,9 @@ internal sealed class ChunkedLinearCrossEntropyFunction : autograd.SingleTensorF
         var counted = (Tensor)vars[4];
         var call = (FusedCrossEntropyCall)vars[5];
         long chunkRows = (long)vars[6];
+        double filter = (double)vars[7];
         ctx.save_data("chunkRows", chunkRows);
+        ctx.save_data("filter", filter);
         ctx.save_data("call", call);
 
         long rows = hidden.shape[0];
@@ -45,7 +52,7 @@ internal sealed class ChunkedLinearCrossEntropyFunction : autograd.SingleTensorF
         var wanted = call.NeedGradient && !call.PerRow
             ? new Wanted(hidden.requires_grad, weight.requires_grad, bias is not null && bias.requires_grad)
             : Wanted.None;
-        var (gradHidden, gradWeight, gradBias) = Sweep(hidden, weight, bias, targets, counted, call, chunkRows, wanted, call.Scale, null, rowLoss, rowNll, rowZLoss);
+        var (gradHidden, gradWeight, gradBias) = Sweep(hidden, weight, bias, targets, counted, call, chunkRows, filter, wanted, call.Scale, null, rowLoss, rowNll, rowZLoss);
 
         call.NllSum = FusedCrossEntropyFunction.SumInOrder(rowNll);
         call.ZLossSum = FusedCrossEntropyFunction.SumInOrder(rowZLoss);
@@ -93,13 +100,13 @@ internal sealed class ChunkedLinearCrossEntropyFunction : autograd.SingleTensorF
                 foreach (var g in new[] { gradHidden, gradWeight, gradBias }) g?.mul_(factor);
             }
         }
-        return [Outer(gradHidden), Outer(gradWeight), Outer(gradBias), null!, null!, null!, null!];
+        return [Outer(gradHidden), Outer(gradWeight), Outer(gradBias), null!, null!, null!, null!, null!];
 
         // The losses were computed in forward; this sweep is for the gradients.
         (Tensor?, Tensor?, Tensor?) SweepAgain(double gradientScale, Tensor? rowScale)
         {
             long rows = hidden.shape[0];
-            return Sweep(hidden, weight, bias, targets, counted, call, (long)ctx.get_data("chunkRows"), wanted, gradientScale, rowScale,
+            return Sweep(hidden, weight, bias, targets, counted, call, (long)ctx.get_data("chunkRows"), (double)ctx.get_data("filter"), wanted, gradientScale, rowScale,
                 new double[rows], new double[rows], new double[rows]);
         }
     }
@@ -131,37 +138,85 @@ internal sealed class ChunkedLinearCrossEntropyFunction : autograd.SingleTensorF
         public bool Any => Hidden || Weight || Bias;
     }
 
-    /// <summary>One pass over the row chunks: losses into the row spans and, where wanted, the three gradients.</summary>
+    /// <summary>
+    /// One pass over the row chunks: losses into the row spans and, where wanted, the three gradients, built by
+    /// <see cref="HeadGradientAccumulator"/> from each chunk's softmax (columns below <paramref name="filter"/>/V skipped).
+    /// </summary>
     private static (Tensor? Hidden, Tensor? Weight, Tensor? Bias) Sweep(
-        Tensor hidden, Tensor weight, Tensor? bias, Tensor targets, Tensor counted, FusedCrossEntropyCall call, long chunkRows,
+        Tensor hidden, Tensor weight, Tensor? bias, Tensor targets, Tensor counted, FusedCrossEntropyCall call, long chunkRows, double filter,
         Wanted wanted, double gradientScale, Tensor? rowScale, double[] rowLoss, double[] rowNll, double[] rowZLoss)
     {
         long rows = hidden.shape[0];
         long classes = weight.shape[0];
-        var gradHidden = wanted.Hidden ? empty_like(hidden) : null;
-        var gradWeight = wanted.Weight ? zeros_like(weight) : null;
-        var gradBias = wanted.Bias ? zeros_like(bias!) : null;
         var weightT = weight.t();
         using var buffer = empty([Math.Min(chunkRows, rows), classes], hidden.dtype, hidden.device);
+        if (!wanted.Any)
+        {
+            for (long start = 0; start < rows; start += chunkRows)
+            {
+                long length = Math.Min(chunkRows, rows - start);
+                using var scope = NewDisposeScope();
+                var logits = Logits(buffer, hidden.narrow(0, start, length), weightT, bias);
+                int from = (int)start, count = (int)length;
+                FusedCrossEntropyFunction.RunKernel(logits, targets.narrow(0, start, length), counted.narrow(0, start, length), null,
+                    rowLoss.AsSpan(from, count), rowNll.AsSpan(from, count), rowZLoss.AsSpan(from, count), call, gradientScale);
+            }
+            return (null, null, null);
+        }
+
+        var target = targets.data<long>().ToArray();
+        var isCounted = counted.data<bool>().ToArray();
+        var scales = rowScale?.to(ScalarType.Float64).data<double>().ToArray();
+        var classWeights = call.ClassWeights;
+        double weightTotal = classWeights?.Sum() ?? classes;
+        double epsilonPerClass = call.Epsilon / classes;
+        var rowLse = new double[rows];
+        using var gradients = new HeadGradientAccumulator(hidden, weight, bias, wanted.Hidden, wanted.Weight, wanted.Bias,
+            classWeights, smoothing: call.Epsilon != 0, cutoff: filter / classes);
         for (long start = 0; start < rows; start += chunkRows)
         {
             long length = Math.Min(chunkRows, rows - start);
             using var scope = NewDisposeScope();
             var h = hidden.narrow(0, start, length);
-            var logits = buffer.narrow(0, 0, length);
-            logits.addmm_(h, weightT, beta: 0, alpha: 1);
-            if (bias is not null) logits.add_(bias);
+            var logits = Logits(buffer, h, weightT, bias);
             int from = (int)start, count = (int)length;
+            // Turns the chunk's logits into its softmax in place.
             FusedCrossEntropyFunction.RunKernel(
-                logits, targets.narrow(0, start, length), counted.narrow(0, start, length), wanted.Any ? logits : null,
+                logits, targets.narrow(0, start, length), counted.narrow(0, start, length), logits,
                 rowLoss.AsSpan(from, count), rowNll.AsSpan(from, count), rowZLoss.AsSpan(from, count),
-                call, gradientScale, rowScale?.narrow(0, start, length));
-            if (!wanted.Any) continue;
-            // logits now holds ∂loss/∂logits of the chunk.
-            gradHidden?.narrow(0, start, length).addmm_(logits, weight, beta: 0, alpha: 1);
-            gradWeight?.addmm_(logits.t(), h);
-            gradBias?.add_(logits.sum(dim: 0)); // a bare 0 would bind to sum(ScalarType)
+                call, 1.0, null, rowLse.AsSpan(from, count));
+            var f = new double[count];
+            var s = new double[count];
+            var a = new double[count];
+            var safeTarget = new long[count];
+            for (int i = 0; i < count; i++)
+            {
+                int row = from + i;
+                if (!isCounted[row]) continue;
+                safeTarget[i] = target[row];
+                double r = gradientScale * (scales?[row] ?? 1.0);
+                double targetWeight = classWeights?[target[row]] ?? 1.0;
+                f[i] = r * ((1 - call.Epsilon) * targetWeight + epsilonPerClass * weightTotal + 2 * call.ZLossWeight * rowLse[row]);
+                s[i] = r * epsilonPerClass;
+                a[i] = r * (1 - call.Epsilon) * targetWeight;
+            }
+            gradients.AddChunk(start, h, logits, f, s, a, safeTarget);
         }
-        return (gradHidden, gradWeight, gradBias);
+        gradients.Finish();
+        LastActiveFraction = gradients.TotalColumns == 0 ? 1 : (double)gradients.ActiveColumns / gradients.TotalColumns;
+        return (gradients.Hidden, gradients.Weight, gradients.Bias);
+    }
+
+    /// <summary>The fraction of (chunk, column) pairs the last gradient sweep on this thread kept: 1 without filtering.</summary>
+    [ThreadStatic]
+    internal static double LastActiveFraction;
+
+    /// <summary>The chunk's logits h·weightᵀ (+ bias), written into the front of <paramref name="buffer"/>.</summary>
+    private static Tensor Logits(Tensor buffer, Tensor h, Tensor weightT, Tensor? bias)
+    {
+        var logits = buffer.narrow(0, 0, h.shape[0]);
+        logits.addmm_(h, weightT, beta: 0, alpha: 1);
+        if (bias is not null) logits.add_(bias);
+        return logits;
     }
 }

@@ -41,6 +41,12 @@ internal sealed class FusedCrossEntropyCall
     /// <summary>Whether to write the gradient (false under no_grad or when the logits need none).</summary>
     public bool NeedGradient { get; init; }
 
+    /// <summary>
+    /// Write the gradient over the logits themselves (the caller has checked that this is safe): no [N, K] allocation,
+    /// but backward can then hand the gradient over only once and cannot rebuild it.
+    /// </summary>
+    public bool GradientInPlace { get; init; }
+
     /// <summary>Output: Σ unsmoothed NLL over counted rows.</summary>
     public double NllSum { get; set; }
 
@@ -70,7 +76,7 @@ internal sealed class FusedCrossEntropyFunction : autograd.SingleTensorFunction<
         var call = (FusedCrossEntropyCall)vars[3];
         long rows = logits.shape[0];
 
-        Tensor? gradient = call.NeedGradient ? empty_like(logits) : null;
+        Tensor? gradient = !call.NeedGradient ? null : call.GradientInPlace ? logits : empty_like(logits);
         var rowLoss = new double[rows];
         var rowNll = new double[rows];
         var rowZLoss = new double[rows];
@@ -80,7 +86,14 @@ internal sealed class FusedCrossEntropyFunction : autograd.SingleTensorFunction<
 
         call.NllSum = SumInOrder(rowNll);
         call.ZLossSum = SumInOrder(rowZLoss);
-        if (gradient is not null)
+        if (gradient is not null && call.GradientInPlace)
+        {
+            // Every node that saved the logits before now fails autograd's version check instead of reading the gradient.
+            AutogradState.MarkModified(logits);
+            ctx.save_for_backward([gradient]);
+            ctx.save_data("call", call);
+        }
+        else if (gradient is not null)
         {
             // The inputs are references, not copies: backward needs them only when it must build a differentiable gradient.
             ctx.save_for_backward([gradient, logits, targets, counted]);
@@ -94,9 +107,10 @@ internal sealed class FusedCrossEntropyFunction : autograd.SingleTensorFunction<
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
     {
         using var scope = NewDisposeScope();
+        var call = (FusedCrossEntropyCall)ctx.get_data("call");
+        if (call.GradientInPlace) return [InPlaceBackward(ctx, grad_output).MoveToOuterDisposeScope(), null!, null!, null!];
         var saved = ctx.get_saved_variables();
         var (stored, logits, targets, counted) = (saved[0], saved[1], saved[2], saved[3]);
-        var call = (FusedCrossEntropyCall)ctx.get_data("call");
         var factor = grad_output.to(logits.dtype);
         if (call.PerRow) factor = factor.unsqueeze(1);
         Tensor result;
@@ -123,34 +137,56 @@ internal sealed class FusedCrossEntropyFunction : autograd.SingleTensorFunction<
         return [result.MoveToOuterDisposeScope(), null!, null!, null!];
     }
 
+    /// <summary>The gradient written over the logits, handed over once; nothing is left to rebuild it from.</summary>
+    /// <remarks>TorchSharp 0.107 does not carry an exception out of a backward: a refusal ends the process, with its message printed.</remarks>
+    private static Tensor InPlaceBackward(autograd.AutogradContext ctx, Tensor gradOutput)
+    {
+        bool createGraph = is_grad_enabled();
+        if (InPlaceRefusal(createGraph, createGraph || !PrecomputedGradient.Take(ctx)) is { } refusal)
+            throw new InvalidOperationException(refusal);
+        var gradient = PrecomputedGradient.OwnView(ctx.get_saved_variables()[0]);
+        var factor = gradOutput.to(gradient.dtype);
+        if (factor.dim() > 0) gradient.mul_(factor.unsqueeze(1));
+        else if (factor.ToDouble() != 1.0) gradient.mul_(factor);
+        return gradient;
+    }
+
+    /// <summary>Why a backward of an in-place gradient cannot run (a graph recorded, or the gradient already taken), or null.</summary>
+    internal static string? InPlaceRefusal(bool createGraph, bool alreadyTaken) =>
+        createGraph
+            ? "GradientInPlace overwrote the logits with their gradient, so a backward with create_graph cannot differentiate it; turn GradientInPlace off for higher derivatives."
+            : alreadyTaken
+                ? "GradientInPlace overwrote the logits with their gradient, which autograd already took; a second backward through a retained graph needs GradientInPlace off."
+                : null;
 
     /// <summary>
     /// Runs <see cref="FusedCrossEntropyKernel"/> on tensors: logits [R, K], targets [R], counted [R] (CPU, contiguous),
     /// writing the gradient into <paramref name="gradient"/> (null = none; may be <paramref name="logits"/> itself) and
     /// the per-row results into the spans, each R long.
     /// </summary>
+    /// <remarks>With a non-empty <paramref name="rowLse"/> the gradient receives the softmax instead (see <see cref="FusedCrossEntropyKernel.Run{T}"/>).</remarks>
     internal static unsafe void RunKernel(
         Tensor logits, Tensor targets, Tensor counted, Tensor? gradient, Span<double> rowLoss, Span<double> rowNll, Span<double> rowZLoss,
-        FusedCrossEntropyCall call, double gradientScale, Tensor? rowGradientScale = null)
+        FusedCrossEntropyCall call, double gradientScale, Tensor? rowGradientScale = null, Span<double> rowLse = default)
     {
         if (logits.dtype == ScalarType.Float64)
-            RunKernel<double>(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, call, gradientScale, rowGradientScale);
+            RunKernel<double>(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, call, gradientScale, rowGradientScale, rowLse);
         else
-            RunKernel<float>(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, call, gradientScale, rowGradientScale);
+            RunKernel<float>(logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, call, gradientScale, rowGradientScale, rowLse);
     }
 
     private static unsafe void RunKernel<T>(
         Tensor logits, Tensor targets, Tensor counted, Tensor? gradient, Span<double> rowLoss, Span<double> rowNll, Span<double> rowZLoss,
-        FusedCrossEntropyCall call, double gradientScale, Tensor? rowGradientScale) where T : unmanaged, IFloatingPointIeee754<T>
+        FusedCrossEntropyCall call, double gradientScale, Tensor? rowGradientScale, Span<double> rowLse) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        fixed (double* loss = rowLoss, nll = rowNll, z = rowZLoss)
+        fixed (double* loss = rowLoss, nll = rowNll, z = rowZLoss, lse = rowLse)
         fixed (T* classWeights = call.ClassWeightsAs<T>())
         {
             FusedCrossEntropyKernel.Run(
                 TensorMemory.Pointer<T>(logits), TensorMemory.Pointer<long>(targets), TensorMemory.Pointer<bool>(counted),
                 gradient is null ? null : TensorMemory.Pointer<T>(gradient),
                 loss, nll, z, logits.shape[0], logits.shape[1], call.Epsilon, call.ZLossWeight, gradientScale,
-                rowGradientScale is null ? null : TensorMemory.Pointer<T>(rowGradientScale), classWeights);
+                rowGradientScale is null ? null : TensorMemory.Pointer<T>(rowGradientScale), classWeights, rowLse.IsEmpty ? null : lse);
         }
     }
 

@@ -44,10 +44,16 @@ internal static class FusedCrossEntropyKernel
     /// <param name="gradientScale">Factor applied to every gradient value (e.g. 1/token count for a mean).</param>
     /// <param name="rowGradientScale">Optional rows factors applied to each row's gradient on top of <paramref name="gradientScale"/>.</param>
     /// <param name="classWeights">Optional classes weights c_j ≥ 0 (null = all 1); <paramref name="rowNll"/> stays unweighted.</param>
+    /// <param name="rowLse">
+    /// Optional rows outputs. When given, <paramref name="gradient"/> receives the softmax p_j of each counted row
+    /// instead of the gradient, and this the row's log-sum-exp: the caller applies the row factor, the smoothing
+    /// shift and the target term itself (the chunked head does, in closed form). Uncounted rows get 0 in both.
+    /// </param>
     public static unsafe void Run<T>(
         T* logits, long* targets, bool* counted, T* gradient,
         double* rowLoss, double* rowNll, double* rowZLoss,
-        long rows, long classes, double epsilon, double zLossWeight, double gradientScale, T* rowGradientScale = null, T* classWeights = null)
+        long rows, long classes, double epsilon, double zLossWeight, double gradientScale, T* rowGradientScale = null, T* classWeights = null,
+        double* rowLse = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (rows <= 0) return;
@@ -60,7 +66,7 @@ internal static class FusedCrossEntropyKernel
             for (long c = 0; c < classes; c++) weightTotal += double.CreateTruncating(classWeights[c]);
         }
         var args = new Arguments<T>(
-            logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, rowGradientScale, classWeights, (int)classes, epsilon, zLossWeight, gradientScale, weightTotal);
+            logits, targets, counted, gradient, rowLoss, rowNll, rowZLoss, rowGradientScale, classWeights, rowLse, (int)classes, epsilon, zLossWeight, gradientScale, weightTotal);
         KernelParallel.ForRows(rows, classes, ElementsPerTask, (first, end) => RunRows(args, first, end));
     }
 
@@ -83,6 +89,7 @@ internal static class FusedCrossEntropyKernel
                     a.RowLoss[row] = 0;
                     a.RowNll[row] = 0;
                     a.RowZLoss[row] = 0;
+                    if (a.RowLse != null) a.RowLse[row] = 0;
                     g.Clear();
                     continue;
                 }
@@ -102,7 +109,18 @@ internal static class FusedCrossEntropyKernel
                 a.RowLoss[row] = smoothed + zLoss;
                 a.RowNll[row] = nll;
                 a.RowZLoss[row] = zLoss;
+                if (a.RowLse != null) a.RowLse[row] = lse;
                 if (g.IsEmpty) continue;
+                if (a.RowLse != null)
+                {
+                    for (int b = 0; b < blocks; b++)
+                    {
+                        int start = b * block;
+                        double p = double.IsNegativeInfinity(blockMax[b]) ? 0 : Math.Exp(blockMax[b] - lse);
+                        RowPrimitives.ScaleAndShift(g.Slice(start, Math.Min(block, classes - start)), T.CreateTruncating(p), T.Zero);
+                    }
+                    continue;
+                }
 
                 // g holds exp(x − blockMax) per block: scale each block to (S + 2w·lse)·p_j, minus the smoothing term.
                 double targetMass = (1 - a.Epsilon) * targetWeight + a.Epsilon / classes * a.WeightTotal;
@@ -181,7 +199,7 @@ internal static class FusedCrossEntropyKernel
 
     private readonly unsafe struct Arguments<T>(
         T* logits, long* targets, bool* counted, T* gradient, double* rowLoss, double* rowNll, double* rowZLoss, T* rowGradientScale, T* classWeights,
-        int classes, double epsilon, double zLossWeight, double gradientScale, double weightTotal) where T : unmanaged
+        double* rowLse, int classes, double epsilon, double zLossWeight, double gradientScale, double weightTotal) where T : unmanaged
     {
         public readonly T* Logits = logits;
         public readonly long* Targets = targets;
@@ -192,6 +210,7 @@ internal static class FusedCrossEntropyKernel
         public readonly double* RowZLoss = rowZLoss;
         public readonly T* RowGradientScale = rowGradientScale;
         public readonly T* ClassWeights = classWeights;
+        public readonly double* RowLse = rowLse;
         public readonly int Classes = classes;
         public readonly double Epsilon = epsilon;
         public readonly double ZLossWeight = zLossWeight;

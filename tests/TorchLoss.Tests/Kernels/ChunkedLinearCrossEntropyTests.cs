@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using HeadFunction = TorchLoss.Kernels.ChunkedLinearCrossEntropyFunction;
 
 namespace TorchLoss.Tests.Kernels;
 
@@ -114,6 +115,80 @@ public class ChunkedLinearCrossEntropyTests
         Assert.Throws<ArgumentException>(() => new ChunkedLinearCrossEntropy(chunkSize: 0));
     }
 
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(0.1)]
+    public void GradientFilterSkipsNegligibleColumnsWithinTolerance(double epsilon)
+    {
+        // A peaked head: 5 % of the vocabulary active, the rest about 30 nats lower (float32 softmax ≈ 1e-13 there).
+        using var scope = NewDisposeScope();
+        var (hidden, weight, bias, target) = PeakedHead(rows: 40, width: 16, classes: 400, seed: 5);
+        var options = new CrossEntropyOptions { LabelSmoothing = epsilon };
+        Tensor?[] parameters = [hidden, weight, bias];
+        using var plain = new TokenCrossEntropy(options with { Backend = CrossEntropyBackend.LibTorch });
+        var reference = Run(() => plain.Compute(hidden.mm(weight.t()) + bias, target), parameters, null);
+
+        using var filtered = new ChunkedLinearCrossEntropy(options, chunkSize: 8);
+        var approximate = Run(() => filtered.Compute(hidden, weight, target, bias: bias), parameters, null);
+        Assert.InRange(HeadFunction.LastActiveFraction, 0.0, 0.2);
+        AssertClose(reference, approximate, 1e-4);
+
+        using var exact = new ChunkedLinearCrossEntropy(options, chunkSize: 8, gradientFilter: 0);
+        var exactResult = Run(() => exact.Compute(hidden, weight, target, bias: bias), parameters, null);
+        Assert.Equal(1.0, HeadFunction.LastActiveFraction);
+        // Exact mode: float32 rounding only (a few ulps of the largest value, from a different summation order).
+        AssertClose(reference, exactResult, 2e-6);
+        // The filter changes gradients only, never the loss or its totals.
+        for (int i = 0; i < 4; i++) Assert.True(allclose(approximate[i], exactResult[i], rtol: 0, atol: 0), $"output {i} depends on the filter");
+    }
+
+    [Fact]
+    public void DefaultFilterSkipsNothingAtRandomInitialisation()
+    {
+        using var scope = NewDisposeScope();
+        var gen = new Generator(12);
+        var hidden = randn([64, 32], generator: gen).requires_grad_(true);
+        var weight = (randn([500, 32], generator: gen) / Math.Sqrt(32)).requires_grad_(true);
+        var target = randint(0, 500, [64], generator: gen);
+        using var head = new ChunkedLinearCrossEntropy(chunkSize: 16);
+        head.forward(hidden, weight, target).backward();
+        Assert.Equal(1.0, HeadFunction.LastActiveFraction);
+    }
+
+    [Theory]
+    [InlineData(-1e-3)]
+    [InlineData(1.0)]
+    [InlineData(double.NaN)]
+    public void GradientFilterOutsideTheUnitIntervalIsRejected(double filter)
+    {
+        var error = Assert.Throws<ArgumentException>(() => new ChunkedLinearCrossEntropy(gradientFilter: filter));
+        Assert.Contains("gradientFilter must be in [0, 1)", error.Message);
+    }
+
+    /// <summary>Leaf hidden, weight, bias and targets whose softmax puts its mass on the first 5 % of the classes.</summary>
+    private static (Tensor Hidden, Tensor Weight, Tensor Bias, Tensor Target) PeakedHead(long rows, long width, long classes, ulong seed)
+    {
+        var gen = new Generator(seed);
+        long active = classes / 20;
+        var hidden = randn([rows, width], generator: gen).requires_grad_(true);
+        var weight = (randn([classes, width], generator: gen) / Math.Sqrt(width)).requires_grad_(true);
+        var bias = full([classes], -30f).index_fill_(0, arange(active), 0f).requires_grad_(true);
+        var target = randint(0, active, [rows], generator: gen);
+        return (hidden, weight, bias, target);
+    }
+
+    private static void AssertClose(List<Tensor> reference, List<Tensor> actual, double tolerance)
+    {
+        for (int i = 0; i < actual.Count; i++)
+        {
+            var (expected, got) = (reference[i].to(ScalarType.Float64), actual[i].to(ScalarType.Float64));
+            Assert.Equal(expected.shape, got.shape);
+            double scale = Math.Max(expected.abs().max().item<double>(), 1e-30);
+            double error = (expected - got).abs().max().item<double>();
+            Assert.True(error <= tolerance * scale, $"output {i}: max |difference| {error:E3} exceeds {tolerance:E1} × {scale:E3}");
+        }
+    }
+
     private static void AssertParity(int? chunk, bool withBias, CrossEntropyOptions options, bool withMask, bool withNormalizer, ScalarType dtype, double tolerance)
     {
         using var scope = NewDisposeScope();
@@ -138,14 +213,7 @@ public class ChunkedLinearCrossEntropyTests
             return plain.Compute(logits, target, mask, normalizer);
         }, parameters, gradOutput);
 
-        for (int i = 0; i < chunked.Count; i++)
-        {
-            var (expected, actual) = (reference[i].to(ScalarType.Float64), chunked[i].to(ScalarType.Float64));
-            Assert.Equal(expected.shape, actual.shape);
-            double scale = Math.Max(expected.abs().max().item<double>(), 1e-30);
-            double error = (expected - actual).abs().max().item<double>();
-            Assert.True(error <= tolerance * scale, $"output {i}: max |difference| {error:E3} exceeds {tolerance:E1} × {scale:E3}");
-        }
+        AssertClose(reference, chunked, tolerance);
     }
 
     /// <summary>Loss, NLL sum, token count, z-loss sum and the gradients of the given parameters.</summary>
