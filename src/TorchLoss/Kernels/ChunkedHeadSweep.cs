@@ -53,29 +53,13 @@ internal static class ChunkedHeadSweep
         long classes = weight.shape[0];
         var weightT = weight.t();
         using var buffer = empty([Math.Min(bufferRows, rows), classes], hidden.dtype, hidden.device);
-        if (!wanted.Any)
-        {
-            foreach (var chunk in chunks)
-            {
-                using var scope = NewDisposeScope();
-                long offset = 0;
-                foreach (var (start, length) in chunk)
-                {
-                    var logits = Logits(buffer, offset, hidden.narrow(0, start, length), weightT, bias);
-                    int from = (int)start, count = (int)length;
-                    FusedCrossEntropyFunction.RunKernel(logits, targets.narrow(0, start, length), counted.narrow(0, start, length), null,
-                        rowLoss.AsSpan(from, count), rowNll.AsSpan(from, count), rowZLoss.AsSpan(from, count), call, 1.0);
-                    offset += length;
-                }
-            }
-            return (null, null, null);
-        }
-
-        var target = targets.data<long>().ToArray();
-        var isCounted = counted.data<bool>().ToArray();
-        var rowLse = new double[rows];
-        using var gradients = new HeadGradientAccumulator(hidden, weight, bias, wanted.Hidden, wanted.Weight, wanted.Bias,
-            call.ClassWeights, smoothing: call.Epsilon != 0, cutoff: filter / classes);
+        var target = wanted.Any ? targets.data<long>().ToArray() : null;
+        var isCounted = wanted.Any ? counted.data<bool>().ToArray() : null;
+        var rowLse = wanted.Any ? new double[rows] : null;
+        using var gradients = wanted.Any
+            ? new HeadGradientAccumulator(hidden, weight, bias, wanted.Hidden, wanted.Weight, wanted.Bias,
+                call.ClassWeights, smoothing: call.Epsilon != 0, cutoff: filter / classes)
+            : null;
         foreach (var chunk in chunks)
         {
             using var scope = NewDisposeScope();
@@ -84,30 +68,32 @@ internal static class ChunkedHeadSweep
             {
                 var logits = Logits(buffer, offset, hidden.narrow(0, start, length), weightT, bias);
                 int from = (int)start, count = (int)length;
-                // Turns the segment's logits into its softmax in place.
+                // With gradients wanted this turns the segment's logits into its softmax in place.
                 FusedCrossEntropyFunction.RunKernel(
-                    logits, targets.narrow(0, start, length), counted.narrow(0, start, length), logits,
+                    logits, targets.narrow(0, start, length), counted.narrow(0, start, length), gradients is null ? null : logits,
                     rowLoss.AsSpan(from, count), rowNll.AsSpan(from, count), rowZLoss.AsSpan(from, count),
-                    call, 1.0, null, rowLse.AsSpan(from, count));
+                    call, 1.0, null, rowLse is null ? default : rowLse.AsSpan(from, count));
                 offset += length;
             }
+            if (gradients is null) continue;
             int chunkRows = (int)offset;
             var f = new double[chunkRows];
             var s = new double[chunkRows];
             var a = new double[chunkRows];
-            factors!(chunk, rowLse, f, s, a);
+            factors!(chunk, rowLse!, f, s, a);
             offset = 0;
             foreach (var (start, length) in chunk)
             {
                 int at = (int)offset, count = (int)length;
                 var safeTarget = new long[count];
                 for (int i = 0; i < count; i++)
-                    if (isCounted[start + i]) safeTarget[i] = target[start + i];
+                    if (isCounted![start + i]) safeTarget[i] = target![start + i];
                 gradients.AddChunk(start, hidden.narrow(0, start, length), buffer.narrow(0, offset, length),
                     f[at..(at + count)], s[at..(at + count)], a[at..(at + count)], safeTarget);
                 offset += length;
             }
         }
+        if (gradients is null) return (null, null, null);
         gradients.Finish();
         LastActiveFraction = gradients.TotalColumns == 0 ? 1 : (double)gradients.ActiveColumns / gradients.TotalColumns;
         return (gradients.Hidden, gradients.Weight, gradients.Bias);
