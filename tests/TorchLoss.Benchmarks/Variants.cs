@@ -121,6 +121,26 @@ public static class Cases
     /// <summary>The in-place gradient's target case: N = 4096, V = 32000, ε = 0.1, 10% ignored.</summary>
     public static IReadOnlyList<Case> InPlaceTargets() => [CrossEntropyInPlace(4096, 32000, 0.1)];
 
+    /// <summary>
+    /// A preference loss on an output head: the composed path (logits, log-softmax, gather, loss; first with libtorch's
+    /// operators, then with the fused log-prob kernel on the logits) vs <see cref="ChunkedLinearPreferenceLoss"/>.
+    /// </summary>
+    public static Case PreferenceHead(long pairs, long length, long width, long classes, PreferenceOptions options) => new(
+        $"Preference {options.Loss} P={pairs} T={length} d={width} V={classes}",
+        () => new PreferenceHeadWorkload(pairs, length, width, classes, options),
+        [
+            new("composed", w => ((PreferenceHeadWorkload)w).Composed()),
+            new("composed fused log-probs", w => ((PreferenceHeadWorkload)w).ComposedKernel()),
+            new("fused head", w => ((PreferenceHeadWorkload)w).FusedHead()),
+        ]);
+
+    /// <summary>The preference-head target case (8 pairs, T = 256, d = 512, V = 50257) for DPO and ORPO.</summary>
+    public static IReadOnlyList<Case> PreferenceTargets() =>
+    [
+        PreferenceHead(8, 256, 512, 50257, new PreferenceOptions { Loss = PreferenceLossKind.Dpo }),
+        PreferenceHead(8, 256, 512, 50257, new PreferenceOptions { Loss = PreferenceLossKind.Orpo }),
+    ];
+
     /// <summary>The distillation target case (N = 4096, V = 32000) and a small vocabulary.</summary>
     public static IReadOnlyList<Case> DistillationTargets() =>
     [
@@ -157,7 +177,7 @@ public static class Cases
 
     /// <summary>Finds a case by its exact name.</summary>
     public static Case Find(string name) =>
-        Targets().Concat(Grid()).Concat(ThresholdScan()).Concat(DistillationTargets())
+        Targets().Concat(Grid()).Concat(ThresholdScan()).Concat(DistillationTargets()).Concat(PreferenceTargets())
             .Concat(FallbackTargets()).Concat(FallbackSmall()).Concat(InPlaceTargets()).FirstOrDefault(c => c.Name == name)
         ?? throw new ArgumentException($"Unknown case '{name}'.", nameof(name));
 }

@@ -105,7 +105,7 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
     /// <exception cref="ArgumentException">Shapes, dtypes, devices, target values or class weights are invalid.</exception>
     public LossResult Compute(Tensor hidden, Tensor weight, Tensor target, Tensor? lossMask = null, long? normalizer = null, Tensor? bias = null)
     {
-        CheckHead(hidden, weight, bias);
+        CheckHead(hidden, weight, bias, nameof(ChunkedLinearCrossEntropy));
         if (Causal) InputChecks.CheckSequenceBatch(hidden, nameof(hidden), "d");
         InputChecks.CheckNormalizer(normalizer, Options.Reduction);
         using var scope = NewDisposeScope();
@@ -132,7 +132,8 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
         return FusedCrossEntropyPath.Result(loss, call, tokenCount, targets.PerTokenShape).MoveToOuterDisposeScope();
     }
 
-    private static void CheckHead(Tensor hidden, Tensor weight, Tensor? bias)
+    /// <summary>The head's inputs: floating hidden [..., d], weight [V, d] and bias [V] of its dtype, all on the CPU (<paramref name="module"/> names the caller).</summary>
+    internal static void CheckHead(Tensor hidden, Tensor weight, Tensor? bias, string module)
     {
         ArgumentNullException.ThrowIfNull(hidden);
         ArgumentNullException.ThrowIfNull(weight);
@@ -158,7 +159,7 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
         foreach (var (t, name) in new[] { (hidden, nameof(hidden)), (weight, nameof(weight)), (bias, nameof(bias)) })
         {
             if (t is not null && t.device_type != DeviceType.CPU)
-                throw new ArgumentException($"ChunkedLinearCrossEntropy runs on the CPU only, but {name} is on {t.device}.", name);
+                throw new ArgumentException($"{module} runs on the CPU only, but {name} is on {t.device}.", name);
         }
     }
 }
