@@ -58,9 +58,7 @@ public class GradientInPlaceTests
         var logits = causal ? hidden.reshape(4, -1, hidden.shape[1]).matmul(weight.t()) : hidden.mm(weight.t());
         if (!inPlace) logits.retain_grad();
         var labels = causal ? target.reshape(4, -1) : target;
-#pragma warning disable CS0618 // the obsolete causal module is still a caller of the option
-        using LossResult result = causal ? new CausalLMLoss(options).Compute(logits, labels) : new TokenCrossEntropy(options).Compute(logits, labels);
-#pragma warning restore CS0618
+        using LossResult result = new TokenCrossEntropy(options with { Causal = causal }).Compute(logits, labels);
         if (gradOutput is null) result.Loss.backward();
         else result.Loss.backward([gradOutput]);
         var logitsGrad = inPlace ? logits.detach().reshape(-1, weight.shape[0]).clone() : logits.grad!.reshape(-1, weight.shape[0]).clone();
