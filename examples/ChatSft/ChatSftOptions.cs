@@ -46,31 +46,17 @@ public sealed record ChatSftOptions
     /// <summary>The command-line usage.</summary>
     public const string Usage = "Options: --quick, --steps N, --seed N.";
 
-    /// <summary>Reads the command line: <c>--quick</c> switches to <see cref="Quick"/> (keeping a seed given before it), <c>--steps</c> and <c>--seed</c> set single values.</summary>
-    /// <exception cref="UsageException">An unknown option, or one without its value.</exception>
+    /// <summary>Reads the command line: <c>--quick</c> (anywhere) starts from <see cref="Quick"/>, <c>--steps</c> and <c>--seed</c> set single values.</summary>
+    /// <exception cref="UsageException">An unknown option, a missing or malformed value, or a value out of range.</exception>
     public static ChatSftOptions Parse(IReadOnlyList<string> args)
     {
-        ArgumentNullException.ThrowIfNull(args);
-        var options = new ChatSftOptions();
-        for (int i = 0; i < args.Count; i++)
+        var options = ExampleArguments.Parse(args, new ChatSftOptions(), Quick, Usage, static (options, name, value) => name switch
         {
-            options = args[i] switch
-            {
-                "--quick" => Quick with { Trainer = Quick.Trainer with { Seed = options.Trainer.Seed } },
-                "--steps" when i + 1 < args.Count && int.TryParse(args[i + 1], out int steps) => options with { Trainer = WithSteps(options.Trainer, steps) },
-                "--seed" when i + 1 < args.Count && ulong.TryParse(args[i + 1], out ulong seed) => options with { Trainer = options.Trainer with { Seed = seed } },
-                _ => throw new UsageException($"Unknown or incomplete option \"{args[i]}\". {Usage}"),
-            };
-            if (args[i] is "--steps" or "--seed") i++;
-        }
-        try
-        {
-            options.Validate();
-        }
-        catch (ArgumentException e)
-        {
-            throw new UsageException(e.Message);
-        }
+            "--steps" => options with { Trainer = WithSteps(options.Trainer, ExampleArguments.Integer(name, value)) },
+            "--seed" => options with { Trainer = options.Trainer with { Seed = ExampleArguments.Seed(value) } },
+            _ => null,
+        });
+        ExampleArguments.Validate(options.Validate);
         return options;
     }
 

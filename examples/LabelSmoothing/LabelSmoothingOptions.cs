@@ -1,4 +1,3 @@
-using System.Globalization;
 using TinyGpt;
 
 namespace LabelSmoothing;
@@ -46,25 +45,16 @@ public sealed record LabelSmoothingOptions
     /// <exception cref="UsageException">An unknown option, a missing or malformed value, or a value out of range.</exception>
     public static LabelSmoothingOptions Parse(IReadOnlyList<string> args)
     {
-        ArgumentNullException.ThrowIfNull(args);
-        var options = args.Contains("--quick") ? Quick : new LabelSmoothingOptions();
-        for (int i = 0; i < args.Count; i++)
+        var options = ExampleArguments.Parse(args, new LabelSmoothingOptions(), Quick, Usage, static (options, name, value) => name switch
         {
-            if (args[i] == "--quick") continue;
-            if (i + 1 >= args.Count)
-                throw new UsageException($"Option \"{args[i]}\" needs a value. {Usage}");
-            string value = args[++i];
-            options = args[i - 1] switch
-            {
-                "--corpus" => options with { Corpus = value },
-                "--steps" => options with { Trainer = options.Trainer with { Steps = Integer("--steps", value) } },
-                "--batch" => options with { Batch = Integer("--batch", value) },
-                "--seed" => options with { Trainer = options.Trainer with { Seed = Seed(value) } },
-                "--threads" => options with { Threads = Integer("--threads", value) },
-                "--out" => options with { Out = value },
-                _ => throw new UsageException($"Unknown option \"{args[i - 1]}\". {Usage}"),
-            };
-        }
+            "--corpus" => options with { Corpus = value },
+            "--steps" => options with { Trainer = options.Trainer with { Steps = ExampleArguments.Integer(name, value) } },
+            "--batch" => options with { Batch = ExampleArguments.Integer(name, value) },
+            "--seed" => options with { Trainer = options.Trainer with { Seed = ExampleArguments.Seed(value) } },
+            "--threads" => options with { Threads = ExampleArguments.Integer(name, value) },
+            "--out" => options with { Out = value },
+            _ => null,
+        });
         options.Validate();
         return options;
     }
@@ -76,25 +66,11 @@ public sealed record LabelSmoothingOptions
         if (Batch < 1) throw new UsageException($"--batch must be at least 1, got {Batch}.");
         if (Threads < 0) throw new UsageException($"--threads must be 0 (torch's default) or more, got {Threads}.");
         if (EvalBatch < 1) throw new UsageException($"EvalBatch must be at least 1, got {EvalBatch}.");
-        try
+        ExampleArguments.Validate(() =>
         {
             // The vocabulary is the corpus's: any valid size stands in for it here.
             (Model with { VocabSize = 2 }).Validate();
             Trainer.Validate();
-        }
-        catch (ArgumentException e)
-        {
-            throw new UsageException(e.Message);
-        }
+        });
     }
-
-    private static ulong Seed(string value) =>
-        ulong.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out ulong parsed)
-            ? parsed
-            : throw new UsageException($"--seed needs a non-negative integer, got \"{value}\".");
-
-    private static int Integer(string option, string value) =>
-        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int parsed)
-            ? parsed
-            : throw new UsageException($"{option} needs an integer, got \"{value}\".");
 }

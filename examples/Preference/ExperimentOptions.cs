@@ -1,4 +1,4 @@
-using System.Globalization;
+using TinyGpt;
 
 namespace Preference;
 
@@ -35,17 +35,8 @@ public sealed record ExperimentOptions
     /// <summary>Measure the held-out pairs every this many preference steps (for the curves).</summary>
     public int EvalInterval { get; init; } = 10;
 
-    /// <summary>Model context in tokens.</summary>
-    public int Context { get; init; } = 48;
-
-    /// <summary>Transformer blocks.</summary>
-    public int Layers { get; init; } = 2;
-
-    /// <summary>Attention heads.</summary>
-    public int Heads { get; init; } = 4;
-
-    /// <summary>Model width.</summary>
-    public int Dim { get; init; } = 64;
+    /// <summary>The model's shape; its vocabulary is the tokenizer's, set when the experiment starts (0 until then).</summary>
+    public GptConfig Model { get; init; } = new(VocabSize: 0, ContextLength: 48, Layers: 2, Heads: 4, Dim: 64);
 
     /// <summary>Seed of the data, the initialisation and the batch order (the same order for every loss).</summary>
     public ulong Seed { get; init; } = 1234;
@@ -67,9 +58,7 @@ public sealed record ExperimentOptions
         Batch = 8,
         HeldOut = 32,
         EvalInterval = 4,
-        Layers = 1,
-        Heads = 2,
-        Dim = 32,
+        Model = new(VocabSize: 0, ContextLength: 48, Layers: 1, Heads: 2, Dim: 32),
     };
 
     /// <summary>The command-line usage.</summary>
@@ -77,32 +66,23 @@ public sealed record ExperimentOptions
         "Usage: dotnet run --project examples/Preference -c Release [-- --quick] [--steps N] [--pairs N] [--sft-steps N] [--lr X] [--sft-lr X] [--sft-batch N] [--seed N] [--threads N] [--out DIR]";
 
     /// <summary>Reads the command line: <c>--quick</c> starts from <see cref="Quick"/>, the other options override single values.</summary>
-    /// <exception cref="ArgumentException">An unknown option, a missing or malformed value, or a value out of range.</exception>
+    /// <exception cref="UsageException">An unknown option, a missing or malformed value, or a value out of range.</exception>
     public static ExperimentOptions Parse(IReadOnlyList<string> args)
     {
-        ArgumentNullException.ThrowIfNull(args);
-        var options = args.Contains("--quick") ? Quick : new ExperimentOptions();
-        for (int i = 0; i < args.Count; i++)
+        var options = ExampleArguments.Parse(args, new ExperimentOptions(), Quick, Usage, static (options, name, value) => name switch
         {
-            if (args[i] == "--quick") continue;
-            if (i + 1 >= args.Count)
-                throw new ArgumentException($"Option \"{args[i]}\" needs a value. {Usage}");
-            string value = args[++i];
-            options = args[i - 1] switch
-            {
-                "--steps" => options with { Steps = Integer("--steps", value) },
-                "--sft-steps" => options with { SftSteps = Integer("--sft-steps", value) },
-                "--lr" => options with { LearningRate = Number("--lr", value) },
-                "--sft-lr" => options with { SftLearningRate = Number("--sft-lr", value) },
-                "--pairs" => options with { Pairs = Integer("--pairs", value) },
-                "--sft-batch" => options with { SftBatch = Integer("--sft-batch", value) },
-                "--seed" => options with { Seed = (ulong)Integer("--seed", value) },
-                "--threads" => options with { Threads = Integer("--threads", value) },
-                "--out" => options with { Out = value },
-                _ => throw new ArgumentException($"Unknown option \"{args[i - 1]}\". {Usage}"),
-            };
-        }
-        options.Validate();
+            "--steps" => options with { Steps = ExampleArguments.Integer(name, value) },
+            "--sft-steps" => options with { SftSteps = ExampleArguments.Integer(name, value) },
+            "--lr" => options with { LearningRate = ExampleArguments.Number(name, value) },
+            "--sft-lr" => options with { SftLearningRate = ExampleArguments.Number(name, value) },
+            "--pairs" => options with { Pairs = ExampleArguments.Integer(name, value) },
+            "--sft-batch" => options with { SftBatch = ExampleArguments.Integer(name, value) },
+            "--seed" => options with { Seed = ExampleArguments.Seed(value) },
+            "--threads" => options with { Threads = ExampleArguments.Integer(name, value) },
+            "--out" => options with { Out = value },
+            _ => null,
+        });
+        ExampleArguments.Validate(options.Validate);
         return options;
     }
 
@@ -116,21 +96,11 @@ public sealed record ExperimentOptions
         if (Threads < 0) throw new ArgumentException($"--threads must be 0 (torch's default) or more, got {Threads}.");
         if (SftQuestions < 1 || Pairs < 1 || HeldOut < 1 || Batch < 1 || SftBatch < 1 || EvalInterval < 1)
             throw new ArgumentException("The data sizes, batch sizes and the evaluation interval must be at least 1.");
-        if (Context < MinContext)
-            throw new ArgumentException($"The context must hold the longest question and its answer, {MinContext} tokens, got {Context}.");
-        if (Layers < 1 || Heads < 1 || Dim < 1 || Dim % Heads != 0)
-            throw new ArgumentException($"The model needs layers, heads and a width divisible by the heads, got {Layers}, {Heads}, {Dim}.");
+        if (Model.ContextLength < MinContext)
+            throw new ArgumentException($"The context must hold the longest question and its answer, {MinContext} tokens, got {Model.ContextLength}.");
+        // The vocabulary is the tokenizer's: any valid size stands in for it here.
+        (Model with { VocabSize = 2 }).Validate();
         if (!(LearningRate > 0) || !(SftLearningRate > 0))
             throw new ArgumentException($"The learning rates must be > 0, got {SftLearningRate} and {LearningRate}.");
     }
-
-    private static double Number(string option, string value) =>
-        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double parsed)
-            ? parsed
-            : throw new ArgumentException($"{option} needs a number, got \"{value}\".");
-
-    private static int Integer(string option, string value) =>
-        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int parsed) && parsed >= 0
-            ? parsed
-            : throw new ArgumentException($"{option} needs a non-negative integer, got \"{value}\".");
 }

@@ -23,7 +23,7 @@ public static class ExperimentReport
         Directory.CreateDirectory(outDir);
         var markdown = new StringBuilder()
             .AppendLine(CultureInfo.InvariantCulture,
-                $"Preference tuning after SFT on answers right half the time: {options.Layers}L/{options.Heads}H/{options.Dim}D GPT, SFT {options.SftSteps} steps of {options.SftBatch} " +
+                $"Preference tuning after SFT on answers right half the time: {options.Model.Layers}L/{options.Model.Heads}H/{options.Model.Dim}D GPT, SFT {options.SftSteps} steps of {options.SftBatch} " +
                 $"on {options.SftQuestions} questions; per loss {options.Steps} steps of {options.Batch} pairs from {options.Pairs}, learning rate {options.LearningRate}, seed {options.Seed}; " +
                 $"{options.HeldOut} held-out pairs about new words; values before → after; wall time {wallSeconds:F0} s.")
             .AppendLine()

@@ -41,7 +41,7 @@ public sealed class PreferenceExperiment
     {
         TorchBackend.EnsureLoaded();
         var (sftQuestions, trainQuestions, heldOutQuestions) = Questions();
-        var pairBuilder = new PreferencePairBuilder(Tokenizer, Template, new PreferencePairOptions { MaxLength = Options.Context });
+        var pairBuilder = new PreferencePairBuilder(Tokenizer, Template, new PreferencePairOptions { MaxLength = Options.Model.ContextLength });
         var trainPairs = Pairs(pairBuilder, trainQuestions);
         using var sft = Sft(sftQuestions);
         var cache = PreferenceReferenceCache.Compute(new PreferenceCollator(padTokenId: 0).Batches(trainPairs, 64), batch =>
@@ -72,10 +72,10 @@ public sealed class PreferenceExperiment
     private Gpt Sft(IReadOnlyList<LetterQuestion> questions)
     {
         var watch = Stopwatch.StartNew();
-        var builder = new SftExampleBuilder(Tokenizer, Template, new SftOptions { MaxLength = Options.Context });
+        var builder = new SftExampleBuilder(Tokenizer, Template, new SftOptions { MaxLength = Options.Model.ContextLength });
         var examples = builder.BuildMany(LetterQuestions.SftChats(questions, Options.Seed ^ 0xA45E_0000_0000_0001UL)).Examples;
         manual_seed((long)(Options.Seed & 0x7FFF_FFFF));
-        var model = new Gpt(new GptConfig(Tokenizer.VocabularySize, Options.Context, Options.Layers, Options.Heads, Options.Dim));
+        var model = new Gpt(Options.Model with { VocabSize = Tokenizer.VocabularySize });
         using var loss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
         using var loop = new TrainingLoop(model, Options.SftLearningRate, Options.SftSteps);
         var collator = new SftCollator(padTokenId: 0);

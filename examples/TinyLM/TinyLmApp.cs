@@ -57,7 +57,10 @@ public static class TinyLmApp
             return BuiltinComparison.Run(options, model, data, run.Directory, log, output);
 
         using var fusedLoss = options.FusedHead ? new FusedHeadTrainingLoss(options.Trainer.Loss) : null;
-        using var trainer = new GptTrainer(model, options.Trainer, (ITrainingLoss?)fusedLoss ?? distillation?.Loss);
+        // The plain head's logits have one reader, the trainer's own loss, so their gradient may overwrite them
+        // (GradientInPlace, docs/performance.md); distillation reads the same logits twice, and the fused head has none.
+        using var plainLoss = fusedLoss is null && distillation is null ? new CausalLMTrainingLoss(options.Trainer.Loss with { GradientInPlace = true }) : null;
+        using var trainer = new GptTrainer(model, options.Trainer, (ITrainingLoss?)fusedLoss ?? (ITrainingLoss?)distillation?.Loss ?? plainLoss);
         using var validation = new ValidationText(data.Validation, options.Model.ContextLength, options.EvalBatch);
         var final = TrainAndEvaluate(trainer, options, data, run, validation, distillation, source, log);
 

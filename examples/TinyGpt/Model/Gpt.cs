@@ -16,6 +16,11 @@ namespace TinyGpt;
 /// </remarks>
 public sealed class Gpt : Module<Tensor, Tensor>
 {
+    // `a + b` in TorchSharp 0.107 passes a temporary Scalar(1) that the GC may finalize while libtorch is still reading
+    // it (a rare "Expected false to be true ... toFloat" under GC pressure; dotnet/TorchSharp#1434). The model's adds
+    // use one Scalar that lives as long as the process instead.
+    private static readonly Scalar One = 1;
+
     private readonly Embedding wte;
     private readonly Embedding wpe;
     private readonly Dropout drop;
@@ -65,7 +70,7 @@ public sealed class Gpt : Module<Tensor, Tensor>
             throw new ArgumentException($"Sequence length {t} exceeds the context length {Config.ContextLength}.", nameof(ids));
         using var scope = NewDisposeScope();
         var positions = arange(t, dtype: ScalarType.Int64, device: ids.device);
-        var x = drop.forward(wte.forward(ids) + wpe.forward(positions));
+        var x = drop.forward(wte.forward(ids).add(wpe.forward(positions), One));
         foreach (var block in blocks)
             x = block.forward(x);
         return ln_f.forward(x).MoveToOuterDisposeScope();
@@ -168,8 +173,8 @@ public sealed class Gpt : Module<Tensor, Tensor>
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();
-            x = x + attn.forward(ln_1.forward(x));
-            x = x + mlp.forward(ln_2.forward(x));
+            x = x.add(attn.forward(ln_1.forward(x)), One);
+            x = x.add(mlp.forward(ln_2.forward(x)), One);
             return x.MoveToOuterDisposeScope();
         }
     }

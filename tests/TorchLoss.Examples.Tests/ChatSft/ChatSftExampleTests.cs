@@ -134,7 +134,7 @@ public class ChatSftOptionsTests
     }
 
     [Fact]
-    public void Quick_keeps_a_seed_given_before_it()
+    public void Quick_anywhere_keeps_the_values_given_around_it()
     {
         var options = ChatSftOptions.Parse(["--seed", "7", "--quick", "--steps", "12"]);
         Assert.Equal(7UL, options.Trainer.Seed);

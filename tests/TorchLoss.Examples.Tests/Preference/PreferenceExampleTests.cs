@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Preference;
+using TinyGpt;
 using TorchLoss.Examples.Tests.TinyLM;
 using TorchLoss.Sft;
 using static TorchSharp.torch;
@@ -94,7 +95,8 @@ public class PreferenceExampleTests
 
     [Theory]
     [InlineData("--steps", "x", "integer")]
-    [InlineData("--steps", "-3", "non-negative")]
+    [InlineData("--steps", "-3", "at least 1")]
+    [InlineData("--seed", "-3", "non-negative")]
     [InlineData("--bogus", "1", "Unknown option")]
     [InlineData("--sft-steps", "0", "at least 1")]
     [InlineData("--lr", "fast", "number")]
@@ -102,6 +104,6 @@ public class PreferenceExampleTests
     public void BadOptionsAreClearErrors(string option, string? value, string message)
     {
         string[] args = value is null ? [option] : [option, value];
-        Assert.Contains(message, Assert.Throws<ArgumentException>(() => ExperimentOptions.Parse(args)).Message);
+        Assert.Contains(message, Assert.Throws<UsageException>(() => ExperimentOptions.Parse(args)).Message);
     }
 }
