@@ -129,12 +129,15 @@ public sealed class ChunkedLinearPreferenceLoss : nn.Module<Tensor, Tensor, Tens
         var w = weight.to(computeType);
         var b = bias?.to(computeType);
         long elementBytes = computeType == ScalarType.Float64 ? 8 : 4;
-        long chunkPairs = ChunkPairs ?? Math.Max(1, ChunkedLinearCrossEntropy.AutomaticChunkBytes / (2 * length * classes * elementBytes));
+        // Automatic chunks: as many pairs as fit in the automatic budget's logit rows, or in one full pair's 2·T rows if
+        // more; only scored rows take a row, so a chunk usually holds more than one pair.
+        long chunkRows = Math.Max(2 * length, ChunkedLinearCrossEntropy.AutomaticChunkBytes / (classes * elementBytes));
         bool needGradient = is_grad_enabled() && (h.requires_grad || w.requires_grad || (b is not null && b.requires_grad));
         var call = new ChunkedSequenceCall
         {
             SequenceLength = length,
-            PairsPerChunk = chunkPairs,
+            PairsPerChunk = ChunkPairs,
+            RowsPerChunk = chunkRows,
             Filter = GradientFilter,
             NeedGradient = needGradient,
             Anticipated = needGradient ? AnticipatedGradient(tokenCount, reference, normalizer, pairs) : null,
