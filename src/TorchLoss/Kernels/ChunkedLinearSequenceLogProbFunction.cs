@@ -136,7 +136,7 @@ internal sealed class ChunkedLinearSequenceLogProbFunction : autograd.SingleTens
     internal static bool LastBackwardSwept;
 
     /// <summary>Pairs [FirstPair, FirstPair + Pairs) of one chunk.</summary>
-    private readonly record struct PairChunk(int FirstPair, int Pairs);
+    internal readonly record struct PairChunk(int FirstPair, int Pairs);
 
     /// <summary>
     /// One sweep over chunks of whole pairs: each token's NLL into <paramref name="rowNll"/> and, where wanted, the gradients
@@ -190,7 +190,7 @@ internal sealed class ChunkedLinearSequenceLogProbFunction : autograd.SingleTens
     /// The scored rows of a concatenated batch in chunk order: <see cref="Rows"/>[k] is the batch row of scored row k; a
     /// chunk's rows are its pairs' chosen sequences' scored rows, then their rejected ones', in order.
     /// </summary>
-    private sealed record ScoredLayout(long[] Rows, List<HeadSegment> Chunks, Dictionary<long, PairChunk> PairsAt, long BufferRows)
+    internal sealed record ScoredLayout(long[] Rows, List<HeadSegment> Chunks, Dictionary<long, PairChunk> PairsAt, long BufferRows)
     {
         /// <summary>
         /// Chunks of <paramref name="pairsPerChunk"/> pairs, or (null) of as many pairs as fit in
