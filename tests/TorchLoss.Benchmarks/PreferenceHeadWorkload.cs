@@ -8,7 +8,7 @@ namespace TorchLoss.Benchmarks;
 /// <summary>
 /// Forward + backward of a preference loss on an output head: hidden [2P, T, d] and weight [V, d] are leaves, every
 /// sequence has a 64-token prompt and an answer of 96 to 192 tokens followed by padding, and the reference model's
-/// log-probabilities are precomputed values. Composed: logits = hidden·weightᵀ [2P, T, V], then log-softmax, gather and
+/// log-probabilities are precomputed values (with <c>everyTokenScored</c>: no prompt and no padding, every label but the first scored). Composed: logits = hidden·weightᵀ [2P, T, V], then log-softmax, gather and
 /// the loss (<see cref="PreferenceLoss"/> with its libtorch backend, or with its fused per-row kernel on the logits).
 /// Fused head: <see cref="ChunkedLinearPreferenceLoss"/>.
 /// </summary>
@@ -24,7 +24,7 @@ public sealed class PreferenceHeadWorkload : IDisposable
     private readonly ChunkedLinearPreferenceLoss _head;
 
     /// <summary>Allocates the inputs (seeded) and the modules.</summary>
-    public PreferenceHeadWorkload(long pairs, long length, long width, long classes, PreferenceOptions options)
+    public PreferenceHeadWorkload(long pairs, long length, long width, long classes, PreferenceOptions options, bool everyTokenScored = false)
     {
         var gen = new Generator(5);
         _hidden = randn([2 * pairs, length, width], generator: gen).requires_grad_(true);
@@ -32,11 +32,19 @@ public sealed class PreferenceHeadWorkload : IDisposable
         _labels = randint(0, classes, [2 * pairs, length], generator: gen);
         _mask = zeros([2 * pairs, length], ScalarType.Bool);
         const long prompt = 64;
-        for (long row = 0; row < 2 * pairs; row++)
+        if (everyTokenScored)
         {
-            long answer = Math.Min(length - prompt, 96 + 96 * row / (2 * pairs));
-            _mask[row, TensorIndex.Slice(prompt, prompt + answer)] = true;
-            _labels[row, TensorIndex.Slice(prompt + answer, length)] = LossDefaults.IgnoreIndex;
+            // Label 0 has no position before it to score it.
+            _mask[TensorIndex.Colon, TensorIndex.Slice(1, length)] = true;
+        }
+        else
+        {
+            for (long row = 0; row < 2 * pairs; row++)
+            {
+                long answer = Math.Min(length - prompt, 96 + 96 * row / (2 * pairs));
+                _mask[row, TensorIndex.Slice(prompt, prompt + answer)] = true;
+                _labels[row, TensorIndex.Slice(prompt + answer, length)] = LossDefaults.IgnoreIndex;
+            }
         }
         if (options.NeedsReference)
         {

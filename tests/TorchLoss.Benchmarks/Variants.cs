@@ -125,20 +125,24 @@ public static class Cases
     /// A preference loss on an output head: the composed path (logits, log-softmax, gather, loss; first with libtorch's
     /// operators, then with the fused log-prob kernel on the logits) vs <see cref="ChunkedLinearPreferenceLoss"/>.
     /// </summary>
-    public static Case PreferenceHead(long pairs, long length, long width, long classes, PreferenceOptions options) => new(
-        $"Preference {options.Loss} P={pairs} T={length} d={width} V={classes}",
-        () => new PreferenceHeadWorkload(pairs, length, width, classes, options),
+    public static Case PreferenceHead(long pairs, long length, long width, long classes, PreferenceOptions options, bool everyTokenScored = false) => new(
+        $"Preference {options.Loss} P={pairs} T={length} d={width} V={classes}" + (everyTokenScored ? " every token scored" : ""),
+        () => new PreferenceHeadWorkload(pairs, length, width, classes, options, everyTokenScored),
         [
             new("composed", w => ((PreferenceHeadWorkload)w).Composed()),
             new("composed fused log-probs", w => ((PreferenceHeadWorkload)w).ComposedKernel()),
             new("fused head", w => ((PreferenceHeadWorkload)w).FusedHead()),
         ]);
 
-    /// <summary>The preference-head target case (8 pairs, T = 256, d = 512, V = 50257) for DPO and ORPO.</summary>
+    /// <summary>
+    /// The preference-head target case (8 pairs, T = 256, d = 512, V = 50257) for DPO and ORPO, and DPO with every token
+    /// scored (no prompt, no padding): the fused head then gains nothing from skipping unscored rows.
+    /// </summary>
     public static IReadOnlyList<Case> PreferenceTargets() =>
     [
         PreferenceHead(8, 256, 512, 50257, new PreferenceOptions { Loss = PreferenceLossKind.Dpo }),
         PreferenceHead(8, 256, 512, 50257, new PreferenceOptions { Loss = PreferenceLossKind.Orpo }),
+        PreferenceHead(8, 256, 512, 50257, new PreferenceOptions { Loss = PreferenceLossKind.Dpo }, everyTokenScored: true),
     ];
 
     /// <summary>The distillation target case (N = 4096, V = 32000) and a small vocabulary.</summary>

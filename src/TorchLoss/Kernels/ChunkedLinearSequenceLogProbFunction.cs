@@ -15,8 +15,11 @@ internal sealed class ChunkedSequenceCall
     /// <summary>Positions per sequence T: hidden row n belongs to sequence n / T.</summary>
     public required long SequenceLength { get; init; }
 
-    /// <summary>Pairs whose 2·T rows of logits share one chunk (≥ 1).</summary>
-    public required long PairsPerChunk { get; init; }
+    /// <summary>Pairs per chunk (≥ 1), or null: as many pairs as <see cref="RowsPerChunk"/> scored rows hold, at least one.</summary>
+    public long? PairsPerChunk { get; init; }
+
+    /// <summary>Without <see cref="PairsPerChunk"/>, the most scored rows (logit rows) a chunk of more than one pair may hold.</summary>
+    public long RowsPerChunk { get; init; }
 
     /// <summary>Whether to build gradients at all (false under no_grad or when no input needs one).</summary>
     public bool NeedGradient { get; init; }
@@ -133,56 +136,102 @@ internal sealed class ChunkedLinearSequenceLogProbFunction : autograd.SingleTens
     internal static bool LastBackwardSwept;
 
     /// <summary>Pairs [FirstPair, FirstPair + Pairs) of one chunk.</summary>
-    private readonly record struct PairChunk(int FirstPair, int Pairs);
+    internal readonly record struct PairChunk(int FirstPair, int Pairs);
 
     /// <summary>
     /// One sweep over chunks of whole pairs: each token's NLL into <paramref name="rowNll"/> and, where wanted, the gradients
     /// for the sequence gradients <paramref name="sequenceGradient"/> gives for each chunk's pairs once their Σ log p are known.
+    /// Only the scored rows go through the head: they are gathered chunk by chunk (a chunk's chosen sequences, then its
+    /// rejected ones) into one contiguous block, so each chunk is one matmul per product, and the rows no loss counts
+    /// (prompt, padding, each sequence's last position) cost neither logits nor gradient.
     /// </summary>
     private static (Tensor? Hidden, Tensor? Weight, Tensor? Bias) Sweep(
         Tensor hidden, Tensor weight, Tensor? bias, Tensor targets, Tensor counted, ChunkedSequenceCall call, HeadWanted wanted, double[] rowNll,
         Func<PairChunk, double[], double[], (double[] Chosen, double[] Rejected)> sequenceGradient)
     {
+        using var scope = NewDisposeScope();
         long rows = hidden.shape[0];
         long length = call.SequenceLength;
         long pairs = rows / length / 2;
-        var isCounted = wanted.Any ? counted.data<bool>().ToArray() : null;
-        var chunks = PairChunks(pairs, length, call.PairsPerChunk);
-        return ChunkedHeadSweep.Sweep(hidden, weight, bias, targets, counted, new FusedCrossEntropyCall(), chunks, 2 * length * Math.Min(call.PairsPerChunk, pairs),
-            call.Filter, wanted, Factors, new double[rows], rowNll, new double[rows]);
+        var layout = ScoredLayout.Of(counted.data<bool>().ToArray(), pairs, length, call.PairsPerChunk, call.RowsPerChunk);
+        long scored = layout.Rows.Length;
+        var index = tensor(layout.Rows, ScalarType.Int64, hidden.device);
+        var scoredCounted = ones(scored, ScalarType.Bool, hidden.device);
+        var scoredNll = new double[scored];
+        var sums = new double[2 * pairs];
+        var (gradHidden, gradWeight, gradBias) = ChunkedHeadSweep.Sweep(
+            hidden.index_select(0, index), weight, bias, targets.index_select(0, index), scoredCounted, new FusedCrossEntropyCall(),
+            layout.Chunks.Select(c => new[] { c }), layout.BufferRows, call.Filter, wanted, Factors,
+            new double[scored], scoredNll, new double[scored]);
+        for (long k = 0; k < scored; k++) rowNll[layout.Rows[k]] = scoredNll[k];
+        if (gradHidden is not null) gradHidden = zeros_like(hidden).index_copy_(0, index, gradHidden);
+        return (gradHidden?.MoveToOuterDisposeScope(), gradWeight?.MoveToOuterDisposeScope(), gradBias?.MoveToOuterDisposeScope());
 
         void Factors(HeadSegment[] chunk, double[] rowLse, Span<double> f, Span<double> s, Span<double> a)
         {
-            var (chosenRows, rejectedRows) = (chunk[0], chunk[1]);
-            var pairChunk = new PairChunk((int)(chosenRows.Start / length), (int)(chosenRows.Length / length));
-            var chosen = new double[pairChunk.Pairs];
-            var rejected = new double[pairChunk.Pairs];
-            for (int i = 0; i < pairChunk.Pairs; i++)
+            var segment = chunk[0];
+            var pairChunk = layout.PairsAt[segment.Start];
+            // Σ log p of the chunk's sequences, each summed in row order as SequenceSum does on all rows (the others hold 0).
+            for (long k = segment.Start; k < segment.Start + segment.Length; k++) sums[layout.Rows[k] / length] -= scoredNll[k];
+            var (dChosen, dRejected) = sequenceGradient(
+                pairChunk, sums[pairChunk.FirstPair..(pairChunk.FirstPair + pairChunk.Pairs)],
+                sums[(int)(pairs + pairChunk.FirstPair)..(int)(pairs + pairChunk.FirstPair + pairChunk.Pairs)]);
+            for (int i = 0; i < segment.Length; i++)
             {
-                chosen[i] = SequenceSum(rowNll, pairChunk.FirstPair + i, length);
-                rejected[i] = SequenceSum(rowNll, pairs + pairChunk.FirstPair + i, length);
-            }
-            var (dChosen, dRejected) = sequenceGradient(pairChunk, chosen, rejected);
-            int offset = 0;
-            foreach (var (segment, gradient) in new[] { (chosenRows, dChosen), (rejectedRows, dRejected) })
-            {
-                for (int i = 0; i < segment.Length; i++, offset++)
-                {
-                    if (!isCounted![segment.Start + i]) continue;
-                    // log p = −NLL, so the cross-entropy's row gradient enters with −g.
-                    f[offset] = a[offset] = -gradient[i / length];
-                }
+                long sequence = layout.Rows[segment.Start + i] / length;
+                double gradient = sequence < pairs ? dChosen[sequence - pairChunk.FirstPair] : dRejected[sequence - pairs - pairChunk.FirstPair];
+                // log p = −NLL, so the cross-entropy's row gradient enters with −g.
+                f[i] = a[i] = -gradient;
             }
         }
     }
 
-    /// <summary>Chunks of <paramref name="pairsPerChunk"/> pairs: the chosen sequences' rows, then the rejected ones'.</summary>
-    private static IEnumerable<HeadSegment[]> PairChunks(long pairs, long length, long pairsPerChunk)
+    /// <summary>
+    /// The scored rows of a concatenated batch in chunk order: <see cref="Rows"/>[k] is the batch row of scored row k; a
+    /// chunk's rows are its pairs' chosen sequences' scored rows, then their rejected ones', in order.
+    /// </summary>
+    internal sealed record ScoredLayout(long[] Rows, List<HeadSegment> Chunks, Dictionary<long, PairChunk> PairsAt, long BufferRows)
     {
-        for (long first = 0; first < pairs; first += pairsPerChunk)
+        /// <summary>
+        /// Chunks of <paramref name="pairsPerChunk"/> pairs, or (null) of as many pairs as fit in
+        /// <paramref name="rowsPerChunk"/> scored rows, at least one; chunks without a scored row are left out.
+        /// </summary>
+        public static ScoredLayout Of(bool[] isCounted, long pairs, long length, long? pairsPerChunk, long rowsPerChunk)
         {
-            long n = Math.Min(pairsPerChunk, pairs - first);
-            yield return [new HeadSegment(first * length, n * length), new HeadSegment((pairs + first) * length, n * length)];
+            long Scored(long sequence) => isCounted.AsSpan((int)(sequence * length), (int)length).Count(true);
+            var perPair = new long[pairs];
+            for (long p = 0; p < pairs; p++) perPair[p] = Scored(p) + Scored(pairs + p);
+            var rows = new List<long>();
+            var chunks = new List<HeadSegment>();
+            var pairsAt = new Dictionary<long, PairChunk>();
+            long bufferRows = 1;
+            for (long first = 0; first < pairs;)
+            {
+                long n = 1, size = perPair[first];
+                if (pairsPerChunk is { } fixedPairs)
+                {
+                    for (; n < fixedPairs && first + n < pairs; n++) size += perPair[first + n];
+                }
+                else
+                {
+                    for (; first + n < pairs && size + perPair[first + n] <= rowsPerChunk; n++) size += perPair[first + n];
+                }
+                long start = rows.Count;
+                foreach (long sequenceStart in new[] { first, pairs + first })
+                {
+                    for (long row = sequenceStart * length, end = (sequenceStart + n) * length; row < end; row++)
+                        if (isCounted[row]) rows.Add(row);
+                }
+                if (size > 0)
+                {
+                    var pairChunk = new PairChunk((int)first, (int)n);
+                    chunks.Add(new HeadSegment(start, size));
+                    pairsAt[start] = pairChunk;
+                    bufferRows = Math.Max(bufferRows, size);
+                }
+                first += n;
+            }
+            return new ScoredLayout(rows.ToArray(), chunks, pairsAt, bufferRows);
         }
     }
 

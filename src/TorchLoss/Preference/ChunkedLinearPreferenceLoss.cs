@@ -15,9 +15,10 @@ namespace TorchLoss;
 /// <remarks>
 /// Runs on the CPU with float32 or float64 (float16/bfloat16 inputs are computed in float32). The conventions are
 /// <see cref="PreferenceLoss"/>'s: rows [0, B) chosen and [B, 2B) rejected, unshifted labels (position t scores label t+1),
-/// a completion mask aligned with the labels. A chunk holds at least one pair, 2·T·V logits (T = 256, V = 50,257 in float32:
-/// 103 MB): memory grows with the sequence length. With <see cref="nn.Reduction.None"/>, or when the loss is not
-/// backpropagated alone, backward sweeps the chunks a second time.
+/// a completion mask aligned with the labels. Only scored positions (answer tokens, not prompt or padding) go through the
+/// head, so their share of the batch sets the time. A chunk holds at least one pair, up to 2·T·V logits (T = 256,
+/// V = 50,257 in float32: 103 MB): memory grows with the sequence length. With <see cref="nn.Reduction.None"/>, or when the
+/// loss is not backpropagated alone, backward sweeps the chunks a second time.
 /// </remarks>
 /// <example>
 /// <code>
@@ -36,8 +37,8 @@ public sealed class ChunkedLinearPreferenceLoss : nn.Module<Tensor, Tensor, Tens
     /// <see cref="PreferenceOptions.Backend"/> does not apply.
     /// </param>
     /// <param name="chunkPairs">
-    /// Pairs per chunk; null picks the most whose 2·T·V logits fit in <see cref="ChunkedLinearCrossEntropy.AutomaticChunkBytes"/>,
-    /// and at least one.
+    /// Pairs per chunk; null packs consecutive pairs while their scored positions' logits fit in
+    /// <see cref="ChunkedLinearCrossEntropy.AutomaticChunkBytes"/> or in 2·T rows, whichever is more, and takes at least one pair.
     /// </param>
     /// <param name="gradientFilter">
     /// The gradient filter τ in [0, 1) of <see cref="ChunkedLinearCrossEntropy"/> (<see cref="ChunkedLinearCrossEntropy.DefaultGradientFilter"/>
@@ -129,12 +130,15 @@ public sealed class ChunkedLinearPreferenceLoss : nn.Module<Tensor, Tensor, Tens
         var w = weight.to(computeType);
         var b = bias?.to(computeType);
         long elementBytes = computeType == ScalarType.Float64 ? 8 : 4;
-        long chunkPairs = ChunkPairs ?? Math.Max(1, ChunkedLinearCrossEntropy.AutomaticChunkBytes / (2 * length * classes * elementBytes));
+        // Automatic chunks: as many pairs as fit in the automatic budget's logit rows, or in one full pair's 2·T rows if
+        // more; only scored rows take a row, so a chunk usually holds more than one pair.
+        long chunkRows = Math.Max(2 * length, ChunkedLinearCrossEntropy.AutomaticChunkBytes / (classes * elementBytes));
         bool needGradient = is_grad_enabled() && (h.requires_grad || w.requires_grad || (b is not null && b.requires_grad));
         var call = new ChunkedSequenceCall
         {
             SequenceLength = length,
-            PairsPerChunk = chunkPairs,
+            PairsPerChunk = ChunkPairs,
+            RowsPerChunk = chunkRows,
             Filter = GradientFilter,
             NeedGradient = needGradient,
             Anticipated = needGradient ? AnticipatedGradient(tokenCount, reference, normalizer, pairs) : null,

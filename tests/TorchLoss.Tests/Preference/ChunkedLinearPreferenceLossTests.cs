@@ -242,4 +242,26 @@ public class ChunkedLinearPreferenceLossTests
         }, iterations: 20);
         ResetGradients(x);
     }
+    [Fact]
+    public void AutomaticChunksHoldWholePairsOfScoredRowsWithinTheBudget()
+    {
+        // 3 pairs of 4 positions: chosen rows 0..2, rejected rows 3..5; pair 1 has 2 + 3 scored rows, the others 1 + 1.
+        const long length = 4;
+        var isCounted = new bool[6 * length];
+        foreach (long row in new long[] { 1, 5, 6, 9, 14, 17, 18, 19, 22 }) isCounted[row] = true;
+        var layout = TorchLoss.Kernels.ChunkedLinearSequenceLogProbFunction.ScoredLayout.Of(isCounted, pairs: 3, length, pairsPerChunk: null, rowsPerChunk: 4);
+        // Pair 0 (2 rows) cannot take pair 1 (5 rows): alone; pair 1 exceeds the budget alone; pair 2 (2 rows) alone.
+        Assert.Equal([new(0, 2), new(2, 5), new(7, 2)], layout.Chunks);
+        Assert.Equal([new(0, 1), new(1, 1), new(2, 1)], layout.Chunks.Select(c => layout.PairsAt[c.Start]));
+        // Each chunk: its chosen sequences' scored rows, then its rejected ones', each batch row once.
+        Assert.Equal([1L, 14, 5, 6, 17, 18, 19, 9, 22], layout.Rows);
+        Assert.Equal(5, layout.BufferRows);
+
+        var packed = TorchLoss.Kernels.ChunkedLinearSequenceLogProbFunction.ScoredLayout.Of(isCounted, pairs: 3, length, pairsPerChunk: null, rowsPerChunk: 9);
+        Assert.Equal([new(0, 9)], packed.Chunks);
+        Assert.Equal([1L, 5, 6, 9, 14, 17, 18, 19, 22], packed.Rows);
+        var fixedPairs = TorchLoss.Kernels.ChunkedLinearSequenceLogProbFunction.ScoredLayout.Of(isCounted, pairs: 3, length, pairsPerChunk: 2, rowsPerChunk: 1);
+        Assert.Equal([new(0, 7), new(7, 2)], fixedPairs.Chunks);
+        Assert.Equal(new TorchLoss.Kernels.ChunkedLinearSequenceLogProbFunction.PairChunk(0, 2), fixedPairs.PairsAt[0]);
+    }
 }
