@@ -22,17 +22,23 @@ internal static class DistillationComputation
         var s = student.dtype is ScalarType.Float16 or ScalarType.BFloat16 ? student.to(ScalarType.Float32) : student;
         var t = teacher.dtype == s.dtype ? teacher : teacher.to(s.dtype);
 
-        Tensor divergence, teacherEntropy, crossEntropy;
+        long positions = student.size(0);
+        // Every position counted and a reduced loss: the loss is a scaled sum, which the function returns itself.
+        double? sumScale = counted is null && options.Reduction != nn.Reduction.None
+            ? options.LossFactor / (normalizer ?? (options.Reduction == nn.Reduction.Mean ? Math.Max(positions, 1) : 1))
+            : null;
+        Tensor output, divergence, teacherEntropy, crossEntropy;
         if (is_grad_enabled() && s.requires_grad)
         {
-            var call = new DivergenceCall { Divergence = options.Divergence, Beta = options.Beta, Temperature = options.Temperature };
-            divergence = DivergenceFunction.Apply(s, t, call);
-            (teacherEntropy, crossEntropy) = (call.TeacherEntropy!, call.CrossEntropy!);
+            var call = new DivergenceCall { Divergence = options.Divergence, Beta = options.Beta, Temperature = options.Temperature, SumScale = sumScale };
+            output = DivergenceFunction.Apply(s, t, call);
+            (divergence, teacherEntropy, crossEntropy) = (call.Rows!, call.TeacherEntropy!, call.CrossEntropy!);
         }
         else
         {
             var rows = DivergenceRows.Compute(s, t, options.Divergence, options.Beta, options.Temperature, gradient: false);
             (divergence, teacherEntropy, crossEntropy) = (rows.Divergence, rows.TeacherEntropy, rows.CrossEntropy);
+            output = sumScale is { } scale ? DivergenceFunction.ScaledSum(divergence, scale) : divergence;
         }
         var uncounted = counted?.logical_not();
 
@@ -44,27 +50,23 @@ internal static class DistillationComputation
             var rows = stack([teacherEntropy, crossEntropy, kl, divergence]);
             totals = Counted(rows, uncounted).sum(1, type: ScalarType.Float64).unbind(0);
         }
-        long positions = student.size(0);
         var positionCount = counted is null
             ? full(Array.Empty<long>(), positions, ScalarType.Int64, student.device)
             : counted.sum(ScalarType.Int64);
-        var loss = Reduce(Counted(divergence, uncounted), options, counted is null ? positions : null, normalizer, positionCount, perPositionShape);
+        var loss = sumScale is null ? Reduce(Counted(output, uncounted), options, normalizer, positionCount, perPositionShape) : output;
         return new DistillationResult(loss, totals[0], totals[1], totals[2], totals[3], positionCount).MoveToOuterDisposeScope();
     }
 
     /// <summary>
     /// <see cref="LossReduction"/> of the per-position divergences times <see cref="DistillationOptions.LossFactor"/>
-    /// (applied to the reduced scalar, not to [N]); a mean over <paramref name="knownCount"/> positions, known on the
-    /// host when every position counts, is a division by that number.
+    /// (applied to the reduced scalar, not to [N]).
     /// </summary>
-    private static Tensor Reduce(Tensor perPosition, DistillationOptions options, long? knownCount, long? normalizer, Tensor positionCount, long[] perPositionShape)
+    private static Tensor Reduce(Tensor perPosition, DistillationOptions options, long? normalizer, Tensor positionCount, long[] perPositionShape)
     {
         double factor = options.LossFactor;
         if (options.Reduction == nn.Reduction.None)
             return LossReduction.Reduce(factor == 1 ? perPosition : perPosition * factor, options.Reduction, null, () => positionCount, perPositionShape);
-        // With every position counted the mean is Σ / N, the rule for a normaliser N.
-        long? divisor = normalizer ?? (options.Reduction == nn.Reduction.Mean && knownCount > 0 ? knownCount : null);
-        var loss = LossReduction.Reduce(perPosition, options.Reduction, divisor, () => LossReduction.CountDenominator(positionCount), perPositionShape);
+        var loss = LossReduction.Reduce(perPosition, options.Reduction, normalizer, () => LossReduction.CountDenominator(positionCount), perPositionShape);
         return factor == 1 ? loss : loss * factor;
     }
 

@@ -13,6 +13,15 @@ internal sealed class DivergenceCall
 
     public double Temperature { get; init; } = 1;
 
+    /// <summary>
+    /// When set, the function returns Σ divergence × this factor (a scalar: every position counted, a reduced loss), so
+    /// the reduction adds no autograd node and backward gets one number; null: the divergence of every row [N].
+    /// </summary>
+    public double? SumScale { get; init; }
+
+    /// <summary>Output: the divergence per row, detached.</summary>
+    public Tensor? Rows { get; set; }
+
     /// <summary>Output: H(P) per row, detached.</summary>
     public Tensor? TeacherEntropy { get; set; }
 
@@ -33,7 +42,7 @@ internal sealed class DivergenceFunction : autograd.SingleTensorFunction<Diverge
 {
     public override string Name => nameof(DivergenceFunction);
 
-    /// <summary>The divergence per row; <paramref name="call"/> receives the detached rows of the totals.</summary>
+    /// <summary>The divergence per row (or its scaled sum, see <see cref="DivergenceCall.SumScale"/>); <paramref name="call"/> receives the detached rows of the totals.</summary>
     public static Tensor Apply(Tensor student, Tensor teacher, DivergenceCall call) => apply(student, teacher, call);
 
     public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
@@ -47,7 +56,15 @@ internal sealed class DivergenceFunction : autograd.SingleTensorFunction<Diverge
         // The inputs are references, not copies: backward needs them only to build the gradient again.
         ctx.save_for_backward([rows.Gradient!, student, teacher]);
         ctx.save_data("call", call);
-        return rows.Divergence;
+        call.Rows = rows.Divergence;
+        return call.SumScale is { } scale ? ScaledSum(rows.Divergence, scale) : rows.Divergence;
+    }
+
+    /// <summary>Σ <paramref name="rows"/> × <paramref name="scale"/>.</summary>
+    public static Tensor ScaledSum(Tensor rows, double scale)
+    {
+        var sum = rows.sum();
+        return scale == 1 ? sum : sum.mul_(scale);
     }
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
@@ -56,8 +73,9 @@ internal sealed class DivergenceFunction : autograd.SingleTensorFunction<Diverge
         var call = (DivergenceCall)ctx.get_data("call");
         var saved = ctx.get_saved_variables();
         var (stored, student, teacher) = (saved[0], saved[1], saved[2]);
-        double constant = DivergenceRows.GradientFactor(call.Divergence, call.Beta, call.Temperature);
-        var factor = grad_output.to(stored.dtype).unsqueeze(1);
+        double constant = DivergenceRows.GradientFactor(call.Divergence, call.Beta, call.Temperature) * (call.SumScale ?? 1);
+        var factor = grad_output.dtype == stored.dtype ? grad_output : grad_output.to(stored.dtype);
+        if (call.SumScale is null) factor = factor.unsqueeze(1);
         if (constant != 1) factor = factor * constant;
         Tensor result;
         if (is_grad_enabled())

@@ -26,7 +26,7 @@ internal static class DivergenceGradientExpression
                 var difference = F.log_softmax(s, -1) - F.log_softmax(t, -1);
                 var present = q.gt(0);
                 var weighted = where(present, q * where(present, difference, zeros_like(difference)), zeros_like(q));
-                return weighted - q * weighted.sum(-1, keepdim: true);
+                return q * weighted.sum(-1, keepdim: true) - weighted;   // negated, as DivergenceRows stores it
             }
             default:
             {

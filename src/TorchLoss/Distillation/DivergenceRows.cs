@@ -21,8 +21,8 @@ internal readonly record struct DivergenceRows(Tensor Divergence, Tensor Teacher
     /// Log-probabilities of −∞ (a token a model rules out) are clamped to the lowest finite value before any product,
     /// so 0·log 0 gives 0 instead of 0·(−∞) = NaN, without a mask or a <c>where</c> over [N, V]; NaN still propagates.
     /// The closed-form gradients, with q = softmax(s), p = softmax(t):
-    /// forward KL q − p; reverse KL q ⊙ (log q − log p − KL(Q‖P)); Jensen–Shannon
-    /// (1 − β)·q ⊙ (log q − log m − KL(Q‖M)), the (1 − β) left to <see cref="GradientFactor"/>.
+    /// forward KL q − p; reverse KL q ⊙ (log q − log p − KL(Q‖P)), stored negated; Jensen–Shannon
+    /// (1 − β)·q ⊙ (log q − log m − KL(Q‖M)); the sign, (1 − β) and 1/τ are left to <see cref="GradientFactor"/>.
     /// </remarks>
     public static DivergenceRows Compute(Tensor student, Tensor teacher, DistillationDivergence divergence, double beta, double temperature, bool gradient)
     {
@@ -42,8 +42,12 @@ internal readonly record struct DivergenceRows(Tensor Divergence, Tensor Teacher
     }
 
     /// <summary>The constant by which <see cref="Gradient"/> times the incoming gradient is the gradient of the unsoftened student logits.</summary>
-    public static double GradientFactor(DistillationDivergence divergence, double beta, double temperature) =>
-        (divergence == DistillationDivergence.JensenShannon ? 1 - beta : 1) / temperature;
+    public static double GradientFactor(DistillationDivergence divergence, double beta, double temperature) => divergence switch
+    {
+        DistillationDivergence.Reverse => -1 / temperature,
+        DistillationDivergence.JensenShannon => (1 - beta) / temperature,
+        _ => 1 / temperature,
+    };
 
     private static DivergenceRows ForwardKl(Tensor student, Tensor teacher, double temperature, bool gradient)
     {
@@ -68,15 +72,16 @@ internal readonly record struct DivergenceRows(Tensor Divergence, Tensor Teacher
         var logQ = FiniteLogSoftmax(student, temperature);
         var crossEntropy = Dot(p, logQ).neg_();
         p.Dispose();
-        var weighted = logP.neg_().add_(logQ);                   // log q − log p
+        // Negated terms q·(log p − log q), so no pass is spent on a sign: GradientFactor carries it.
+        var negated = logP.sub_(logQ);
         var q = logQ.exp_();
-        weighted.mul_(q);
-        // q = 0 (the student rules the token out) contributes 0, also where log p = −∞ made the difference +∞.
-        using (var absent = q.eq(0)) weighted.masked_fill_(absent, 0);
-        var divergence = weighted.sum(-1);
+        negated.mul_(q);
+        // q = 0 (the student rules the token out) contributes 0, also where log p = −∞ made the difference −∞.
+        using (var absent = q.eq(0)) negated.masked_fill_(absent, 0);
+        var divergence = negated.sum(-1).neg_();
         Tensor? g = null;
-        if (gradient) g = weighted.addcmul_(q, divergence.unsqueeze(1), -1);
-        else weighted.Dispose();
+        if (gradient) g = negated.addcmul_(q, divergence.unsqueeze(1), 1);   // −q ⊙ (log q − log p − KL)
+        else negated.Dispose();
         q.Dispose();
         return new(divergence, entropy, crossEntropy, g);
     }
