@@ -9,7 +9,7 @@ public enum DistillationBackend
     /// </summary>
     Auto,
 
-    /// <summary>Composed libtorch operators (two log-softmaxes and the divergence): every device, dtype and divergence, and double backward.</summary>
+    /// <summary>libtorch operators (one no-grad sweep that keeps only the closed-form gradient): every device, dtype and divergence, and double backward.</summary>
     LibTorch,
 
     /// <summary>

@@ -65,8 +65,10 @@ public sealed class DistillationLoss : nn.Module<Tensor, Tensor, Tensor>
 
         using var scope = NewDisposeScope();
         long classes = studentLogits.shape[^1];
-        var student = studentLogits.reshape(-1, classes);
-        var teacher = teacherLogits.detach().reshape(-1, classes);
+        // Each skipped no-op is one native call less, which is what small batches pay for.
+        var student = studentLogits.dim() == 2 ? studentLogits : studentLogits.reshape(-1, classes);
+        var teacher = teacherLogits.requires_grad ? teacherLogits.detach() : teacherLogits;
+        if (teacher.dim() != 2) teacher = teacher.reshape(-1, classes);
         // Null when every position counts (no mask, not causal): the composed path then needs no masking at all.
         var counted = TargetPreparation.MaskedPositions(positions, lossMask, Options.Causal, student.device);
         var result = FusedDistillationPath.IsSelected(student, teacher, Options)
