@@ -1,3 +1,5 @@
+using TinyGpt;
+
 namespace ChatSft;
 
 /// <summary>Sizes of the ChatSft experiment; both runs use the same values.</summary>
@@ -56,6 +58,37 @@ public sealed record ChatSftOptions
         LogInterval = 10,
         SamplesToShow = 2,
     };
+
+    /// <summary>The command-line usage.</summary>
+    public const string Usage = "Options: --quick, --steps N, --seed N.";
+
+    /// <summary>Reads the command line: <c>--quick</c> switches to <see cref="Quick"/> (keeping a seed given before it), <c>--steps</c> and <c>--seed</c> set single values.</summary>
+    /// <exception cref="UsageException">An unknown option, or one without its value.</exception>
+    public static ChatSftOptions Parse(IReadOnlyList<string> args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        var options = new ChatSftOptions();
+        for (int i = 0; i < args.Count; i++)
+        {
+            options = args[i] switch
+            {
+                "--quick" => Quick with { Seed = options.Seed },
+                "--steps" when i + 1 < args.Count && int.TryParse(args[i + 1], out int steps) => options with { Steps = steps },
+                "--seed" when i + 1 < args.Count && ulong.TryParse(args[i + 1], out ulong seed) => options with { Seed = seed },
+                _ => throw new UsageException($"Unknown or incomplete option \"{args[i]}\". {Usage}"),
+            };
+            if (args[i] is "--steps" or "--seed") i++;
+        }
+        try
+        {
+            options.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException(e.Message);
+        }
+        return options;
+    }
 
     /// <summary>Throws an <see cref="ArgumentException"/> naming the first value out of range.</summary>
     public void Validate()

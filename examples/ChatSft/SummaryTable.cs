@@ -1,4 +1,4 @@
-using System.Text;
+using TinyGpt;
 
 namespace ChatSft;
 
@@ -18,22 +18,9 @@ public static class SummaryTable
             ("tokens counted by the loss", r => r.TrainedTokens.ToString("N0")),
             ("training time", r => $"{r.Seconds:F0} s"),
         };
-        var headers = runs.Select(r => r.Mode == LossMode.Full ? "full loss" : "assistant-only").ToList();
-        int metricWidth = rows.Max(r => r.Metric.Length);
-        var widths = headers.Select((h, i) => Math.Max(h.Length, rows.Max(r => r.Value(runs[i]).Length))).ToList();
-        var text = new StringBuilder();
-        text.Append("| ").Append("metric".PadRight(metricWidth));
-        for (int i = 0; i < runs.Count; i++) text.Append(" | ").Append(headers[i].PadLeft(widths[i]));
-        text.AppendLine(" |");
-        text.Append('|').Append(new string('-', metricWidth + 2));
-        for (int i = 0; i < runs.Count; i++) text.Append('|').Append(new string('-', widths[i] + 1)).Append(':');
-        text.AppendLine("|");
+        var table = new TextTable([.. runs.Select(r => r.Mode == LossMode.Full ? "full loss" : "assistant-only").Prepend("metric")]);
         foreach (var (metric, value) in rows)
-        {
-            text.Append("| ").Append(metric.PadRight(metricWidth));
-            for (int i = 0; i < runs.Count; i++) text.Append(" | ").Append(value(runs[i]).PadLeft(widths[i]));
-            text.AppendLine(" |");
-        }
-        return text.ToString();
+            table.Row([.. runs.Select(value).Prepend(metric)]);
+        return table.ToMarkdown();
     }
 }

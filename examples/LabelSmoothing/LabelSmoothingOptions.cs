@@ -1,4 +1,5 @@
 using System.Globalization;
+using TinyGpt;
 
 namespace LabelSmoothing;
 
@@ -65,7 +66,7 @@ public sealed record LabelSmoothingOptions
         "Usage: dotnet run --project examples/LabelSmoothing -c Release [-- --quick] [--corpus FILE] [--steps N] [--batch N] [--seed N] [--threads N] [--out DIR]";
 
     /// <summary>Reads the command line: <c>--quick</c> starts from <see cref="Quick"/>, the other options override single values.</summary>
-    /// <exception cref="ArgumentException">An unknown option, a missing or malformed value, or a value out of range.</exception>
+    /// <exception cref="UsageException">An unknown option, a missing or malformed value, or a value out of range.</exception>
     public static LabelSmoothingOptions Parse(IReadOnlyList<string> args)
     {
         ArgumentNullException.ThrowIfNull(args);
@@ -74,7 +75,7 @@ public sealed record LabelSmoothingOptions
         {
             if (args[i] == "--quick") continue;
             if (i + 1 >= args.Count)
-                throw new ArgumentException($"Option \"{args[i]}\" needs a value. {Usage}");
+                throw new UsageException($"Option \"{args[i]}\" needs a value. {Usage}");
             string value = args[++i];
             options = args[i - 1] switch
             {
@@ -84,28 +85,28 @@ public sealed record LabelSmoothingOptions
                 "--seed" => options with { Seed = Integer("--seed", value) },
                 "--threads" => options with { Threads = Integer("--threads", value) },
                 "--out" => options with { Out = value },
-                _ => throw new ArgumentException($"Unknown option \"{args[i - 1]}\". {Usage}"),
+                _ => throw new UsageException($"Unknown option \"{args[i - 1]}\". {Usage}"),
             };
         }
         options.Validate();
         return options;
     }
 
-    /// <summary>Throws an <see cref="ArgumentException"/> naming the first value out of range.</summary>
+    /// <summary>Throws a <see cref="UsageException"/> naming the first value out of range.</summary>
     public void Validate()
     {
-        if (Steps < 1) throw new ArgumentException($"--steps must be at least 1, got {Steps}.");
-        if (Batch < 1) throw new ArgumentException($"--batch must be at least 1, got {Batch}.");
-        if (Context < 2) throw new ArgumentException($"The context must be at least 2, got {Context}.");
-        if (Threads < 0) throw new ArgumentException($"--threads must be 0 (torch's default) or more, got {Threads}.");
+        if (Steps < 1) throw new UsageException($"--steps must be at least 1, got {Steps}.");
+        if (Batch < 1) throw new UsageException($"--batch must be at least 1, got {Batch}.");
+        if (Context < 2) throw new UsageException($"The context must be at least 2, got {Context}.");
+        if (Threads < 0) throw new UsageException($"--threads must be 0 (torch's default) or more, got {Threads}.");
         if (Layers < 1 || Heads < 1 || Dim < 1 || Dim % Heads != 0)
-            throw new ArgumentException($"The model needs layers, heads and a width divisible by the heads, got {Layers}, {Heads}, {Dim}.");
+            throw new UsageException($"The model needs layers, heads and a width divisible by the heads, got {Layers}, {Heads}, {Dim}.");
         if (EvalBatch < 1 || LogInterval < 1 || Warmup < 0)
-            throw new ArgumentException($"EvalBatch and LogInterval must be at least 1 and Warmup at least 0, got {EvalBatch}, {LogInterval}, {Warmup}.");
+            throw new UsageException($"EvalBatch and LogInterval must be at least 1 and Warmup at least 0, got {EvalBatch}, {LogInterval}, {Warmup}.");
     }
 
     private static int Integer(string option, string value) =>
         int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int parsed)
             ? parsed
-            : throw new ArgumentException($"{option} needs an integer, got \"{value}\".");
+            : throw new UsageException($"{option} needs an integer, got \"{value}\".");
 }

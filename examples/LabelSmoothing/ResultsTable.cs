@@ -1,5 +1,5 @@
 using System.Globalization;
-using System.Text;
+using TinyGpt;
 
 namespace LabelSmoothing;
 
@@ -11,17 +11,18 @@ public static class ResultsTable
     {
         ArgumentNullException.ThrowIfNull(results);
         int k = results.Count > 0 ? results[0].Calibration.TopK : 0;
-        var text = new StringBuilder();
-        text.AppendLine($"| run | val NLL (nats/char) | perplexity | accuracy | top-{k} | ECE | MCE | mean confidence | confidence − accuracy | mean entropy (nats) | Brier | train s |");
-        text.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        var table = new TextTable("run", "val NLL (nats/char)", "perplexity", "accuracy", $"top-{k}", "ECE", "MCE", "mean confidence",
+            "confidence − accuracy", "mean entropy (nats)", "Brier", "train s");
         foreach (var r in results)
         {
             var c = r.Calibration;
-            text.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Name} | {r.MeanNll:F4} | {r.Perplexity:F3} | {c.Accuracy:P2} | {c.TopKAccuracy:P2} | {c.Ece:F4} | {c.Mce:F4} | {c.MeanConfidence:P2} | {Signed(c.Overconfidence * 100)} pt | {c.MeanEntropy:F4} | {c.Brier:F4} | {(r.TrainSeconds > 0 ? r.TrainSeconds.ToString("F0", CultureInfo.InvariantCulture) : "–")} |"));
+            table.Row(r.Name, F(r.MeanNll, "F4"), F(r.Perplexity, "F3"), F(c.Accuracy, "P2"), F(c.TopKAccuracy, "P2"), F(c.Ece, "F4"), F(c.Mce, "F4"),
+                F(c.MeanConfidence, "P2"), $"{Signed(c.Overconfidence * 100)} pt", F(c.MeanEntropy, "F4"), F(c.Brier, "F4"), r.TrainSeconds > 0 ? F(r.TrainSeconds, "F0") : "–");
         }
-        return text.ToString();
+        return table.ToMarkdown();
     }
+
+    private static string F(double value, string format) => value.ToString(format, CultureInfo.InvariantCulture);
 
     /// <summary>"+1.23" or "−1.23"; a value that rounds to zero prints as "0.00".</summary>
     private static string Signed(double value)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using TinyGpt;
 using TorchLoss.Examples.SkyIsBlue;
 
 // Prints the lesson's numbers; SkyIsBlueLesson computes them (and the example tests check them).
@@ -10,7 +11,7 @@ string Row(IEnumerable<double> values) => "(" + string.Join(", ", values.Select(
 
 Console.WriteLine($"\"{SkyIsBlueLesson.Prompt}\": the model scores {words.Count} words; the right one is \"{words[SkyIsBlueLesson.Blue]}\".");
 Console.WriteLine();
-var softmax = new Table("word", "logit", "exp(logit)", "p = softmax", "log p", "target y");
+var softmax = new TextTable("word", "logit", "exp(logit)", "p = softmax", "log p", "target y");
 for (int i = 0; i < words.Count; i++)
 {
     softmax.Row(words[i], SkyIsBlueLesson.Logits[i].ToString("0.0"), N(Math.Exp(SkyIsBlueLesson.Logits[i])),
@@ -19,14 +20,14 @@ for (int i = 0; i < words.Count; i++)
 Console.WriteLine(softmax);
 
 Console.WriteLine("Cross-entropy = −log p(blue), three ways:");
-Console.WriteLine(new Table("computed by", "loss")
+Console.WriteLine(new TextTable("computed by", "loss")
     .Row("hand: −log(softmax(logits)[blue])", N(lesson.NllByHand))
     .Row("TorchSharp functional.cross_entropy", N(lesson.TorchSharpCrossEntropy))
     .Row("TorchLoss TokenCrossEntropy", N(lesson.TokenCrossEntropy))
     .Row("perplexity exp(CE)", lesson.Perplexity.ToString("0.000")));
 
 Console.WriteLine($"Label smoothing moves ε = {SkyIsBlueLesson.Epsilon} of the target away from \"blue\"; the loss is CE = H(target) + KL(target‖model):");
-var smoothing = new Table("target", "q(red, blue, green)", "loss", "H(q)", "KL(q‖p)", "H + KL");
+var smoothing = new TextTable("target", "q(red, blue, green)", "loss", "H(q)", "KL(q‖p)", "H + KL");
 foreach (var t in lesson.Targets)
     smoothing.Row(t.Name, Row(t.Distribution), N(t.Loss), N(t.Entropy), N(t.KlDivergence), N(t.Entropy + t.KlDivergence));
 Console.WriteLine(smoothing);
@@ -36,7 +37,7 @@ Console.WriteLine();
 Console.WriteLine("Why not mean squared error on the probabilities? Compare the gradients with respect to the logits:");
 foreach (var g in lesson.Gradients)
 {
-    var gradients = new Table("word", "logit", "p", "CE gradient p − y", "MSE gradient");
+    var gradients = new TextTable("word", "logit", "p", "CE gradient p − y", "MSE gradient");
     for (int i = 0; i < words.Count; i++)
         gradients.Row(words[i], g.Logits[i].ToString("0.0"), N(g.Probabilities[i]), N(g.CrossEntropyGradient[i]), N(g.MseGradient[i]));
     Console.WriteLine($"{g.Name}: CE {N(g.CrossEntropy)}, MSE {N(g.Mse)}");

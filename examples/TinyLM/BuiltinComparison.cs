@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace TinyLM;
 
 /// <summary>
-/// <c>--compare-builtin</c>: checks TorchLoss's <c>CausalLMLoss</c> against TorchSharp's <c>nn.CrossEntropyLoss</c> on labels
+/// <c>--compare-builtin</c>: checks TorchLoss's causal <c>TokenCrossEntropy</c> against TorchSharp's <c>nn.CrossEntropyLoss</c> on labels
 /// shifted by hand, in two separate ways.
 /// <list type="bullet">
 /// <item><b>Agreement</b> (the check): at every step both losses and their gradients are computed on the same logits,
@@ -37,7 +37,7 @@ public static class BuiltinComparison
             reference.load(new BinaryReader(weights));
         }
         using var builtinLoss = new BuiltinCrossEntropyLoss(options.LabelSmoothing);
-        using var causalLoss = new CausalLMLoss(options.LossOptions);
+        using var causalLoss = new TokenCrossEntropy(CausalLMTrainingLoss.NextToken(options.LossOptions));
         using var trainer = new GptTrainer(model, trainerOptions);
         using var builtin = new GptTrainer(reference, trainerOptions, builtinLoss);
         // Three sources with one seed draw the same batches: the trainer's, the drift copy's, and the check's.
@@ -68,7 +68,7 @@ public static class BuiltinComparison
                 $"{a.Step},{check.LossA:R},{check.LossB:R},{check.LossDelta:R},{check.GradDelta:R},{check.GradMax:R},{b.Loss:R},{drift:R}\n");
             if (a.Step % trainerOptions.LogInterval == 0 || a.Step == stop)
             {
-                log.LogInformation("step {Step}/{Steps} | same logits: CausalLMLoss {A:F6} | nn.CrossEntropyLoss {B:F6} | |Δloss| {Delta:E2} | max |Δgrad| {Grad:E2} | drift of the separately trained copy {Drift:E2}",
+                log.LogInformation("step {Step}/{Steps} | same logits: TokenCrossEntropy (causal) {A:F6} | nn.CrossEntropyLoss {B:F6} | |Δloss| {Delta:E2} | max |Δgrad| {Grad:E2} | drift of the separately trained copy {Drift:E2}",
                     a.Step, stop, check.LossA, check.LossB, check.LossDelta, check.GradDelta, drift);
             }
         }
@@ -93,8 +93,8 @@ public static class BuiltinComparison
         output.WriteLine($"--compare-builtin over {stop} steps, both losses on the same logits at every step:");
         output.WriteLine($"  loss: max |Δ| {maxLossDelta:E2} (tolerance {LossTolerance:E0}); gradient: max |Δ| {maxGradDelta:E2}, {maxGradRelative:E2} of the largest gradient (tolerance {GradientTolerance:E0})");
         output.WriteLine(agree
-            ? "CausalLMLoss and nn.CrossEntropyLoss on pre-shifted labels agree on every step's loss and gradient."
-            : "CausalLMLoss and nn.CrossEntropyLoss DIFFER on the same logits.");
+            ? "TokenCrossEntropy (causal) and nn.CrossEntropyLoss on pre-shifted labels agree on every step's loss and gradient."
+            : "TokenCrossEntropy (causal) and nn.CrossEntropyLoss DIFFER on the same logits.");
         output.WriteLine("drift of a second copy trained with nn.CrossEntropyLoss (not a check: training amplifies float rounding differences):");
         output.WriteLine($"  per-step |Δloss| max {maxDrift:E2}, mean {meanDrift:E2}; final max |Δparameter| {maxParam:E2}; validation loss {final.MeanNll:F4} vs {finalBuiltin.MeanNll:F4}");
         var summary = new RunSummary
@@ -102,6 +102,7 @@ public static class BuiltinComparison
             ValLoss = final.MeanNll,
             ValPerplexity = final.Perplexity,
             TrainSeconds = Math.Round(seconds, 2),
+            EvalSeconds = Math.Round(final.Seconds + finalBuiltin.Seconds, 2),
             Steps = stop,
             TokensPerSecond = Math.Round(trainer.TrainTokens / Math.Max(seconds, 1e-9), 1),
             Extra = new Dictionary<string, object?>
@@ -132,7 +133,7 @@ public static class BuiltinComparison
     /// Both losses, and their gradients with respect to the logits, on the logits the model gives for this step's
     /// micro-batches (without dropout, which would make the two calls see different logits).
     /// </summary>
-    private static Check CompareOnSameLogits(Gpt model, ITrainingLoss counter, CausalLMLoss causal, BuiltinCrossEntropyLoss builtin, IBatchSource source, int microBatches)
+    private static Check CompareOnSameLogits(Gpt model, ITrainingLoss counter, TokenCrossEntropy causal, BuiltinCrossEntropyLoss builtin, IBatchSource source, int microBatches)
     {
         var step = Enumerable.Range(0, microBatches).Select(_ => source.Next()).ToList();
         bool training = model.training;

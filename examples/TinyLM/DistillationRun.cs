@@ -36,7 +36,7 @@ public sealed class DistillationRun : IDisposable
     /// The distillation the options ask for, or null. Call before seeding the student: loading a teacher builds a model,
     /// which draws from torch's generator.
     /// </summary>
-    /// <exception cref="CorpusException">The options cannot distil on this corpus or from this teacher.</exception>
+    /// <exception cref="UsageException">The options cannot distil on this corpus or from this teacher.</exception>
     public static DistillationRun? Create(TinyLmOptions options, CorpusData data, ILogger log)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -44,14 +44,14 @@ public sealed class DistillationRun : IDisposable
         if (options.DistillFrom is null && options.Teacher is null)
             return null;
         if (options.DistillFrom is not null && options.Teacher is not null)
-            throw new CorpusException("--distill-from source and --teacher both name a teacher; give one.");
+            throw new UsageException("--distill-from source and --teacher both name a teacher; give one.");
         if (options.FusedHead || options.CompareBuiltin)
-            throw new CorpusException("Distillation needs the model's logits and its own loss; drop --fused-head / --compare-builtin.");
+            throw new UsageException("Distillation needs the model's logits and its own loss; drop --fused-head / --compare-builtin.");
         var distillation = new DistillationOptions { Temperature = options.DistillTemperature };
         if (options.DistillFrom is not null)
         {
             if (data.Source is not { } source || options.Tokenizer != "char")
-                throw new CorpusException("--distill-from source needs the embedded corpus with the char tokenizer: only there is the true next-character distribution known.");
+                throw new UsageException("--distill-from source needs the embedded corpus with the char tokenizer: only there is the true next-character distribution known.");
             var teacher = new SourceTeacher(source, data.Tokenizer, data.VocabularySize);
             log.LogInformation("distilling from the source's exact next-character distributions: hard-label weight α = {Alpha}, τ = {Tau}", options.DistillAlpha, options.DistillTemperature);
             return new DistillationRun("source", null, new DistillationTrainingLoss(batch => teacher.Logits(batch.Ids), options.DistillAlpha, distillation, options.LossOptions));
@@ -59,13 +59,13 @@ public sealed class DistillationRun : IDisposable
 
         string path = Path.Combine(options.Teacher!, TinyLmApp.CheckpointFile);
         if (!File.Exists(path))
-            throw new CorpusException($"--teacher: there is no checkpoint at '{path}' (train the teacher with --out {options.Teacher} first).");
+            throw new UsageException($"--teacher: there is no checkpoint at '{path}' (train the teacher with --out {options.Teacher} first).");
         var model = Checkpoint.LoadModel(path);
         if (model.Config.VocabSize != data.VocabularySize || model.Config.ContextLength < options.Context)
         {
             var config = model.Config;
             model.Dispose();
-            throw new CorpusException($"--teacher: the teacher in '{path}' has vocabulary {config.VocabSize} and context {config.ContextLength}; " +
+            throw new UsageException($"--teacher: the teacher in '{path}' has vocabulary {config.VocabSize} and context {config.ContextLength}; " +
                 $"this run needs vocabulary {data.VocabularySize} (same corpus and tokenizer) and a context of at least {options.Context}.");
         }
         model.eval();
@@ -75,12 +75,7 @@ public sealed class DistillationRun : IDisposable
     }
 
     /// <summary>Adds one validation batch (scored once by the trainer's evaluator) to the current evaluation's totals.</summary>
-    public void Observe(EvaluationBatch batch)
-    {
-        ArgumentNullException.ThrowIfNull(batch);
-        // The evaluator owns these tensors: wrap them for the loss, never dispose them here.
-        Loss.Observe(batch.Logits, new TrainingBatch(batch.Labels, batch.Labels, batch.LossMask));
-    }
+    public void Observe(EvaluationBatch batch) => Loss.Observe(batch);
 
     /// <summary>Takes the totals of the evaluation pass that just ended, logs CE = H + KL and keeps them for metrics.csv.</summary>
     public void OnEvaluation(int step, ILogger log)

@@ -11,7 +11,7 @@ namespace TinyLM;
 /// </summary>
 public static class Program
 {
-    /// <summary>Parses the command line and runs; returns 0 on success, 1 for a bad option, 2 for unusable data.</summary>
+    /// <summary>Parses the command line and runs; returns 0 on success and <see cref="ExampleExit.UsageError"/> (2) for a bad option or unusable data.</summary>
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
 
     /// <summary>Runs TinyLM with <paramref name="args"/>, writing results to <paramref name="output"/> and errors to <paramref name="error"/>.</summary>
@@ -90,7 +90,7 @@ public static class Program
                 foreach (var problem in problems)
                     error.WriteLine($"error: {problem}");
                 error.WriteLine("Run with --help to see every option.");
-                return 1;
+                return ExampleExit.UsageError;
             }
             // Before libtorch loads: sleeping OpenMP waits keep a run fast when other processes share the cores.
             var waits = TorchBackend.UsePassiveOpenMpWaits();
@@ -98,7 +98,10 @@ public static class Program
             loggers.CreateLogger("TinyLM").LogInformation("{Waits}", waits);
             return TinyLmApp.Run(options, loggers, output, error);
         });
-        return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        var parsed = root.Parse(args);
+        int exitCode = parsed.Invoke(new InvocationConfiguration { Output = output, Error = error });
+        // System.CommandLine reports an unknown option or a malformed value itself, with its own exit code.
+        return parsed.Errors.Count > 0 ? ExampleExit.UsageError : exitCode;
     }
 
     private static Option<int> IntOption(string name, string description, int defaultValue) =>

@@ -2,6 +2,8 @@ using System.Globalization;
 using Microsoft.Extensions.Logging;
 using TinyGpt;
 using TorchLoss;
+using Microsoft.ML.Tokenizers;
+using TorchLoss.Metrics;
 using TorchLoss.Sft;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -14,174 +16,262 @@ public static class TinyLmApp
     /// <summary>Name of the checkpoint file in the output folder.</summary>
     public const string CheckpointFile = "checkpoint.bin";
 
-    /// <summary>Runs TinyLM and returns the process exit code (0 = success).</summary>
+    /// <summary>Runs TinyLM and returns the process exit code: 0 = success, <see cref="ExampleExit.UsageError"/> for input the user can fix.</summary>
     public static int Run(TinyLmOptions options, ILoggerFactory loggers, TextWriter output, TextWriter error)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loggers);
-        var log = loggers.CreateLogger("TinyLM");
+        // Only what the user can fix (the corpus, a checkpoint, an option combination, the prompt) is a one-line error;
+        // anything else is a bug and must surface with its stack trace, not pass for bad data.
+        return ExampleExit.Run(() => Train(options, loggers.CreateLogger("TinyLM"), output), error);
+    }
+
+    private static int Train(TinyLmOptions options, ILogger log, TextWriter output)
+    {
+        TorchBackend.EnsureLoaded();
+        if (options.Threads > 0)
+            set_num_threads(options.Threads);
+        CheckCombinations(options);
+        using var init = OpenInitialWeights(options);
+        if (init is not null)
+            options = options with { Layers = init.Config.Layers, Heads = init.Config.Heads, Dim = init.Config.Dim, Context = init.Config.BlockSize };
+        var data = CorpusData.Load(options.Corpus, options.Tokenizer, options.Context, (ulong)options.Seed);
+        int[] prompt = EncodePrompt(options, data);
+        var run = new RunPaths(options);
+        if (options.Resume && !File.Exists(run.Checkpoint))
+            throw new UsageException($"--resume: there is no checkpoint at '{run.Checkpoint}'.");
+        var config = new GptConfig(data.VocabularySize, options.Context, options.Layers, options.Heads, options.Dim, options.Dropout);
+        var trainerOptions = TrainerOptionsOf(options);
+        LogCorpus(log, data, options);
+
+        // Teachers are built before the student is seeded: building a model draws from torch's generator.
+        using var distillation = DistillationRun.Create(options, data, log);
+        using var source = SourceMeasurement.For(data, options.Tokenizer);
+        manual_seed(options.Seed);
+        using var model = new Gpt(config);
+        if (init is not null)
+            LoadInitialWeights(model, init, data, log);
+        log.LogInformation("model: {Layers} layers, {Heads} heads, {Dim} dims, context {Context}, vocabulary {Vocab}: {Params:N0} parameters; {Threads} torch threads, OpenMP wait policy {WaitPolicy}",
+            config.Layers, config.Heads, config.Dim, config.ContextLength, config.VocabSize, model.ParameterCount, get_num_threads(), TorchBackend.OpenMpWaitPolicy ?? "default");
+
+        if (options.CompareBuiltin)
+            return BuiltinComparison.Run(options, model, trainerOptions, data, run.Directory, log, output);
+
+        using var fusedLoss = options.FusedHead ? new FusedHeadTrainingLoss(options.LossOptions) : null;
+        using var trainer = new GptTrainer(model, trainerOptions, (ITrainingLoss?)fusedLoss ?? distillation?.Loss);
+        using var validation = new ValidationText(data.Validation, options.Context, options.EvalBatch);
+        var final = TrainAndEvaluate(trainer, options, data, run, validation, distillation, source, log);
+
+        string samples = Sample(model, data.Tokenizer, prompt, options);
+        WriteSamples(run, samples, options, output);
+        WriteCharts(run, trainer, final, data, distillation, options, output);
+        WriteDecomposition(final, data, source, options, output);
+        WriteSummary(run, trainer, final, data, distillation, source, options, model, output);
+        if (options.Export is { } export)
+        {
+            GptExport.Write(model, export, data.Tokenizer is CharTokenizer chars ? CharVocabulary.From(chars) : null);
+            output.WriteLine($"exported for PyTorch: {Path.GetFullPath(export)}");
+        }
+        return ExampleExit.Success;
+    }
+
+    /// <summary>Where a run's files go.</summary>
+    private sealed class RunPaths(TinyLmOptions options)
+    {
+        public string Directory { get; } = Path.GetFullPath(options.Out);
+
+        public string Checkpoint => Path.Combine(Directory, CheckpointFile);
+
+        public string File(string name) => Path.Combine(Directory, name);
+    }
+
+    /// <summary>Refuses option combinations that cannot make one run (each value alone was checked by <see cref="TinyLmOptions.Validate"/>).</summary>
+    private static void CheckCombinations(TinyLmOptions options)
+    {
+        if (!options.CompareBuiltin)
+            return;
+        if (options.ZLoss > 0 || options.Smoothing == "other-classes")
+            throw new UsageException("--compare-builtin compares against nn.CrossEntropyLoss, which has neither z-loss nor other-classes smoothing; drop --z-loss / --smoothing other-classes.");
+        if (options.FusedHead)
+            throw new UsageException("--compare-builtin compares the plain head's logits with nn.CrossEntropyLoss; drop --fused-head.");
+        if (options.Resume)
+            throw new UsageException("--compare-builtin always trains both copies from scratch; it cannot be combined with --resume.");
+        if (options.Export is not null)
+            throw new UsageException("--compare-builtin trains two copies; --export exports the model of an ordinary run. Drop one of them.");
+    }
+
+    /// <summary>The trainer's hyper-parameters the options describe.</summary>
+    private static TrainerOptions TrainerOptionsOf(TinyLmOptions options)
+    {
+        var trainerOptions = new TrainerOptions
+        {
+            Steps = options.EffectiveSteps,
+            LearningRate = options.EffectiveLearningRate,
+            MinLearningRate = options.MinLearningRate,
+            WarmupSteps = Math.Min(options.Warmup, options.EffectiveSteps),
+            WeightDecay = options.WeightDecay,
+            GradClip = options.GradClip,
+            AccumulationSteps = options.Accumulation,
+            Loss = options.LossOptions,
+            EvalInterval = options.EffectiveEvalInterval,
+            LogInterval = options.LogInterval,
+            CheckpointInterval = options.CheckpointInterval,
+        };
         try
         {
-            TorchBackend.EnsureLoaded();
-            if (options.Threads > 0)
-                set_num_threads(options.Threads);
-            using var init = OpenInitialWeights(options);
-            if (init is not null)
-                options = options with { Layers = init.Config.Layers, Heads = init.Config.Heads, Dim = init.Config.Dim, Context = init.Config.BlockSize };
-            var data = CorpusData.Load(options.Corpus, options.Tokenizer, options.Context, (ulong)options.Seed);
-            string outDir = Path.GetFullPath(options.Out);
-            string checkpoint = Path.Combine(outDir, CheckpointFile);
-            if (options.Resume && !File.Exists(checkpoint))
-                throw new CorpusException($"--resume: there is no checkpoint at '{checkpoint}'.");
-            if (options.CompareBuiltin && (options.ZLoss > 0 || options.Smoothing == "other-classes"))
-                throw new CorpusException("--compare-builtin compares against nn.CrossEntropyLoss, which has neither z-loss nor other-classes smoothing; drop --z-loss / --smoothing other-classes.");
-            if (options.CompareBuiltin && options.FusedHead)
-                throw new CorpusException("--compare-builtin compares the plain head's logits with nn.CrossEntropyLoss; drop --fused-head.");
-            if (options.CompareBuiltin && options.Resume)
-                throw new CorpusException("--compare-builtin always trains both copies from scratch; it cannot be combined with --resume.");
-            if (options.CompareBuiltin && options.Export is not null)
-                throw new CorpusException("--compare-builtin trains two copies; --export exports the model of an ordinary run. Drop one of them.");
-
-            var config = new GptConfig(data.VocabularySize, options.Context, options.Layers, options.Heads, options.Dim, options.Dropout);
-            var trainerOptions = new TrainerOptions
-            {
-                Steps = options.EffectiveSteps,
-                LearningRate = options.EffectiveLearningRate,
-                MinLearningRate = options.MinLearningRate,
-                WarmupSteps = Math.Min(options.Warmup, options.EffectiveSteps),
-                WeightDecay = options.WeightDecay,
-                GradClip = options.GradClip,
-                AccumulationSteps = options.Accumulation,
-                Loss = options.LossOptions,
-                EvalInterval = options.EffectiveEvalInterval,
-                LogInterval = options.LogInterval,
-                CheckpointInterval = options.CheckpointInterval,
-            };
-            try
-            {
-                trainerOptions.Validate();
-            }
-            catch (ArgumentException e)
-            {
-                throw new CorpusException($"the options do not make a valid training run: {e.Message}");
-            }
-
-            log.LogInformation("corpus: {Corpus}; tokenizer: {Tokenizer}; {Train:N0} training and {Val:N0} validation tokens",
-                data.Description, data.TokenizerName, data.Train.Length, data.Validation.Length);
-            if (data.Source is { } source)
-            {
-                log.LogInformation("source entropy rate H = {H:F4} nats/char: no model can do better; perplexity floor exp(H) = {Floor:F4}",
-                    source.EntropyRate, Math.Exp(source.EntropyRate));
-                log.LogInformation("on windows of {Context} characters that start without history the floor is {Windowed:F4} nats/char (the first {K} predictions of each window see fewer than {Order} characters)",
-                    options.Context, source.WindowedFloor(options.Context), source.Order - 1, source.Order);
-            }
-
-            using var distillation = DistillationRun.Create(options, data, log);
-            manual_seed(options.Seed);
-            using var model = new Gpt(config);
-            if (init is not null)
-            {
-                CheckVocabulary(init, data);
-                try
-                {
-                    GptWeights.Load(model, init.State);
-                }
-                catch (InvalidDataException e)
-                {
-                    throw new CorpusException($"--init-from: {e.Message}");
-                }
-                log.LogInformation("initialised from {Path}; shape from {Source}", init.Path, init.ConfigSource);
-            }
-            log.LogInformation("model: {Layers} layers, {Heads} heads, {Dim} dims, context {Context}, vocabulary {Vocab}: {Params:N0} parameters; {Threads} torch threads, OpenMP wait policy {WaitPolicy}",
-                config.Layers, config.Heads, config.Dim, config.ContextLength, config.VocabSize, model.ParameterCount, get_num_threads(), TorchBackend.OpenMpWaitPolicy ?? "default");
-
-            if (options.CompareBuiltin)
-                return BuiltinComparison.Run(options, model, trainerOptions, data, outDir, log, output);
-
-            using var fusedLoss = options.FusedHead ? new FusedHeadTrainingLoss(options.LossOptions) : null;
-            using var trainer = new GptTrainer(model, trainerOptions, (ITrainingLoss?)fusedLoss ?? distillation?.Loss);
-            using var batches = new RandomWindowBatches(data.Train, options.EffectiveBatch, options.Context, (ulong)options.Seed);
-            string fingerprint = options.Fingerprint();
-            if (options.Resume)
-            {
-                try
-                {
-                    var (stored, storedFingerprint) = Checkpoint.ReadHeader(checkpoint);
-                    if (storedFingerprint != fingerprint)
-                        throw new CorpusException($"--resume: the checkpoint was written with different options.\n  checkpoint: {storedFingerprint}\n  now:        {fingerprint}");
-                    Checkpoint.Load(checkpoint, trainer, batches);
-                }
-                catch (InvalidDataException e)
-                {
-                    throw new CorpusException($"--resume: {e.Message}");
-                }
-                log.LogInformation("resumed from {Path} at step {Step}/{Steps}", checkpoint, trainer.Step, trainerOptions.Steps);
-            }
-            Directory.CreateDirectory(outDir);
-
-            using var validation = new ValidationText(data.Validation, options.Context, options.EvalBatch);
-            trainer.Fit(batches, validation, new FitOptions
-            {
-                Logger = log,
-                CheckpointPath = checkpoint,
-                StopAfterStep = options.StopAfter,
-                Metadata = fingerprint,
-                OnEvaluation = distillation is null ? null : (step, _) => distillation.OnEvaluation(step, log),
-                OnValidationBatch = distillation is null ? null : distillation.Observe,
-            });
-
-            var final = trainer.Step == trainerOptions.Steps && trainer.LastEvaluation is { } last
-                ? last
-                : trainer.Evaluate(validation, distillation is null ? null : distillation.Observe);
-            if (trainer.LastEvaluation != final)
-                distillation?.OnEvaluation(trainer.Step, log);
-            if (trainer.Step < trainerOptions.Steps)
-                log.LogInformation("stopped after step {Step} of {Steps}; continue with the same options and --resume", trainer.Step, trainerOptions.Steps);
-
-            string samples = Sample(model, data, options);
-            File.WriteAllText(Path.Combine(outDir, "samples.txt"), samples);
-            output.WriteLine();
-            output.WriteLine($"--- sample (temperature {options.Temperature.ToString(CultureInfo.InvariantCulture)}, top-k {options.TopK}) ---");
-            output.WriteLine(samples);
-            output.WriteLine("---");
-
-            MetricsCsv.Write(Path.Combine(outDir, "metrics.csv"), trainer.History, distillation?.Columns());
-            var floor = data.Source is { } s ? (s.EntropyRate, "entropy rate H") : ((double, string)?)null;
-            if (trainer.History.Count > 0)
-                LossChart.Write(Path.Combine(outDir, "loss.png"), trainer.History, $"TinyLM on {Describe(options)}", floor);
-            if (final.Calibration is { } calibration)
-            {
-                ReliabilityChart.Write(Path.Combine(outDir, "reliability.png"), [($"TinyLM on {Describe(options)}, validation", calibration)]);
-                output.WriteLine($"validation accuracy {calibration.Accuracy:P2} at mean confidence {calibration.MeanConfidence:P2}: ECE {calibration.Ece:F4} over {calibration.Bins} bins");
-            }
-
-            var summary = Summarize(trainer, final, data, options, model);
-            distillation?.Summarize(summary.Extra, options);
-            if (data.Source is { } src)
-            {
-                double windowed = src.WindowedFloor(options.Context);
-                output.WriteLine($"validation cross-entropy {final.MeanNll:F4} nats/char = entropy rate H {src.EntropyRate:F4} + gap {final.MeanNll - src.EntropyRate:F4}");
-                output.WriteLine($"  of the gap, {windowed - src.EntropyRate:F4} is the cost of windows starting without history (unavoidable here), and");
-                output.WriteLine($"  {final.MeanNll - windowed:F4} is the KL divergence of the model from the source (plus sampling noise of a {final.Tokens:N0}-token split)");
-                output.WriteLine($"perplexity {final.Perplexity:F4} vs floor exp(H) = {Math.Exp(src.EntropyRate):F4}");
-            }
-            string path = summary.WriteTo(outDir);
-            output.WriteLine($"{path}:");
-            output.WriteLine(summary.ToJson());
-            if (options.Export is { } export)
-            {
-                GptExport.Write(model, export, data.Tokenizer is CharTokenizer chars ? CharVocabulary.From(chars) : null);
-                output.WriteLine($"exported for PyTorch: {Path.GetFullPath(export)}");
-            }
-            return 0;
+            trainerOptions.Validate();
         }
-        // Only what the user can fix (the corpus, a checkpoint, an option combination) is a one-line error; anything
-        // else is a bug and must surface with its stack trace, not pass for bad data.
-        catch (CorpusException e)
+        catch (ArgumentException e)
         {
-            error.WriteLine($"error: {e.Message}");
-            return 2;
+            throw new UsageException($"the options do not make a valid training run: {e.Message}");
         }
+        return trainerOptions;
+    }
+
+    private static void LogCorpus(ILogger log, CorpusData data, TinyLmOptions options)
+    {
+        log.LogInformation("corpus: {Corpus}; tokenizer: {Tokenizer}; {Train:N0} training and {Val:N0} validation tokens",
+            data.Description, data.TokenizerName, data.Train.Length, data.Validation.Length);
+        if (data.Source is not { } source)
+            return;
+        log.LogInformation("source entropy rate H = {H:F4} nats/char: no model can do better; perplexity floor exp(H) = {Floor:F4}",
+            source.EntropyRate, Math.Exp(source.EntropyRate));
+        log.LogInformation("on windows of {Context} characters that start without history the floor is {Windowed:F4} nats/char (the first {K} predictions of each window see fewer than {Order} characters)",
+            options.Context, source.WindowedFloor(options.Context), source.Order - 1, source.Order);
+    }
+
+    private static void LoadInitialWeights(Gpt model, ImportedWeights init, CorpusData data, ILogger log)
+    {
+        CheckVocabulary(init, data);
+        try
+        {
+            GptWeights.Load(model, init.State);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new UsageException($"--init-from: {e.Message}");
+        }
+        log.LogInformation("initialised from {Path}; shape from {Source}", init.Path, init.ConfigSource);
+    }
+
+    /// <summary>Trains (or resumes) to the end or to --stop-after, and returns the final evaluation on the whole validation split.</summary>
+    private static EvaluationResult TrainAndEvaluate(GptTrainer trainer, TinyLmOptions options, CorpusData data, RunPaths run,
+        ValidationText validation, DistillationRun? distillation, SourceMeasurement? source, ILogger log)
+    {
+        using var batches = new RandomWindowBatches(data.Train, options.EffectiveBatch, options.Context, (ulong)options.Seed);
+        string fingerprint = options.Fingerprint();
+        if (options.Resume)
+            Resume(trainer, batches, run.Checkpoint, fingerprint, log);
+        Directory.CreateDirectory(run.Directory);
+
+        void Observe(EvaluationBatch batch)
+        {
+            distillation?.Observe(batch);
+            source?.Observe(batch);
+        }
+        void EndPass(int step)
+        {
+            distillation?.OnEvaluation(step, log);
+            source?.EndPass();
+        }
+        trainer.Fit(batches, validation, new FitOptions
+        {
+            Logger = log,
+            CheckpointPath = run.Checkpoint,
+            StopAfterStep = options.StopAfter,
+            Metadata = fingerprint,
+            OnEvaluation = (step, _) => EndPass(step),
+            OnValidationBatch = Observe,
+        });
+
+        if (trainer.Step < trainer.Options.Steps)
+            log.LogInformation("stopped after step {Step} of {Steps}; continue with the same options and --resume", trainer.Step, trainer.Options.Steps);
+        if (trainer.Step == trainer.Options.Steps && trainer.LastEvaluation is { } last)
+            return last;
+        var final = trainer.Evaluate(validation, Observe);
+        EndPass(trainer.Step);
+        return final;
+    }
+
+    private static void Resume(GptTrainer trainer, RandomWindowBatches batches, string checkpoint, string fingerprint, ILogger log)
+    {
+        try
+        {
+            var (_, storedFingerprint) = Checkpoint.ReadHeader(checkpoint);
+            if (storedFingerprint != fingerprint)
+                throw new UsageException($"--resume: the checkpoint was written with different options.\n  checkpoint: {storedFingerprint}\n  now:        {fingerprint}");
+            Checkpoint.Load(checkpoint, trainer, batches);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new CorpusException($"--resume: {e.Message}");
+        }
+        log.LogInformation("resumed from {Path} at step {Step}/{Steps}", checkpoint, trainer.Step, trainer.Options.Steps);
+    }
+
+    private static void WriteSamples(RunPaths run, string samples, TinyLmOptions options, TextWriter output)
+    {
+        File.WriteAllText(run.File("samples.txt"), samples);
+        output.WriteLine();
+        output.WriteLine($"--- sample (temperature {options.Temperature.ToString(CultureInfo.InvariantCulture)}, top-k {options.TopK}) ---");
+        output.WriteLine(samples);
+        output.WriteLine("---");
+    }
+
+    private static void WriteCharts(RunPaths run, GptTrainer trainer, EvaluationResult final, CorpusData data, DistillationRun? distillation, TinyLmOptions options, TextWriter output)
+    {
+        MetricsCsv.Write(run.File("metrics.csv"), trainer.History, distillation?.Columns());
+        var floor = data.Source is { } s ? (s.EntropyRate, "entropy rate H") : ((double, string)?)null;
+        if (trainer.History.Count > 0)
+            LossChart.Write(run.File("loss.png"), trainer.History, $"TinyLM on {Describe(options)}", floor);
+        if (final.Calibration is { } calibration)
+        {
+            ReliabilityChart.Write(run.File("reliability.png"), [($"TinyLM on {Describe(options)}, validation", calibration)]);
+            output.WriteLine($"validation accuracy {calibration.Accuracy:P2} at mean confidence {calibration.MeanConfidence:P2}: ECE {calibration.Ece:F4} over {calibration.Bins} bins");
+        }
+    }
+
+    /// <summary>
+    /// On the embedded corpus: the validation loss as H + (windows without history) + KL + sampling noise, each term
+    /// measured on the validation windows themselves, so the four add up exactly and the KL is the exact one.
+    /// </summary>
+    private static void WriteDecomposition(EvaluationResult final, CorpusData data, SourceMeasurement? source, TinyLmOptions options, TextWriter output)
+    {
+        if (data.Source is not { } src || source?.Last is not { } exact)
+            return;
+        double h = src.EntropyRate;
+        output.WriteLine($"validation cross-entropy {final.MeanNll:F4} nats/char = entropy rate H {h:F4} + gap {final.MeanNll - h:F4}; measured on the same {exact.Positions:N0} positions, the gap is");
+        output.WriteLine($"  {exact.TeacherEntropy - h:F4} for windows starting without history (H(source) on these windows {exact.TeacherEntropy:F4}; unavoidable here),");
+        output.WriteLine($"  {exact.KlDivergence:F4} the KL divergence of the model from the source (exact, from the source's distributions), and");
+        output.WriteLine($"  {final.MeanNll - exact.CrossEntropy:F4} sampling noise of the {final.Tokens:N0}-token split (its NLL minus the exact CE(source, model) {exact.CrossEntropy:F4})");
+        output.WriteLine($"perplexity {final.Perplexity:F4} vs floor exp(H) = {Math.Exp(h):F4}");
+    }
+
+    private static void WriteSummary(RunPaths run, GptTrainer trainer, EvaluationResult final, CorpusData data, DistillationRun? distillation,
+        SourceMeasurement? source, TinyLmOptions options, Gpt model, TextWriter output)
+    {
+        var summary = Summarize(trainer, final, data, source, options, model);
+        distillation?.Summarize(summary.Extra, options);
+        output.WriteLine($"training: {trainer.TrainTokens:N0} tokens in {summary.TrainSeconds:F1} s ({summary.TokensPerSecond:N0} tokens/s); validation passes: {summary.EvalSeconds:F1} s; peak resident memory {summary.Extra["peak_resident_mib"] ?? "unknown"} MiB");
+        string path = summary.WriteTo(run.Directory);
+        output.WriteLine($"{path}:");
+        output.WriteLine(summary.ToJson());
+    }
+
+    /// <summary>The prompt's token ids, checked before anything is trained or written.</summary>
+    private static int[] EncodePrompt(TinyLmOptions options, CorpusData data)
+    {
+        string prompt = options.Prompt ?? data.DefaultPrompt;
+        int[] ids;
+        try
+        {
+            ids = [.. data.Tokenizer.EncodeToIds(prompt)];
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException($"--prompt cannot be encoded: {e.Message}");
+        }
+        return ids.Length > 0 ? ids : [data.Train[0]];
     }
 
     /// <summary>The weights --init-from names, or null without it.</summary>
@@ -190,7 +280,7 @@ public static class TinyLmApp
         if (options.InitFrom is not { } path)
             return null;
         if (!File.Exists(path))
-            throw new CorpusException($"--init-from: there is no file '{path}'.");
+            throw new UsageException($"--init-from: there is no file '{path}'.");
         ImportedWeights init;
         try
         {
@@ -198,7 +288,7 @@ public static class TinyLmApp
         }
         catch (Exception e) when (e is InvalidDataException or IOException)
         {
-            throw new CorpusException($"--init-from: '{path}' cannot be read as model weights: {e.Message}");
+            throw new UsageException($"--init-from: '{path}' cannot be read as model weights: {e.Message}");
         }
         try
         {
@@ -208,7 +298,7 @@ public static class TinyLmApp
         catch (ArgumentException e)
         {
             init.Dispose();
-            throw new CorpusException($"--init-from: the shape of '{path}' is not a valid model: {e.Message}");
+            throw new UsageException($"--init-from: the shape of '{path}' is not a valid model: {e.Message}");
         }
     }
 
@@ -216,17 +306,17 @@ public static class TinyLmApp
     private static void CheckVocabulary(ImportedWeights init, CorpusData data)
     {
         if (init.Config.VocabSize != data.VocabularySize)
-            throw new CorpusException($"--init-from: the weights have a vocabulary of {init.Config.VocabSize} tokens, but the corpus's tokenizer has {data.VocabularySize}.");
+            throw new UsageException($"--init-from: the weights have a vocabulary of {init.Config.VocabSize} tokens, but the corpus's tokenizer has {data.VocabularySize}.");
         if (init.Vocabulary is { } stored && data.Tokenizer is CharTokenizer chars)
         {
             var corpus = CharVocabulary.From(chars);
             if (stored.FirstDifference(corpus) is { } id)
-                throw new CorpusException($"--init-from: the {CharVocabulary.FileName} beside the weights is not the corpus's vocabulary: id {id} is {stored.Describe(id)} there and {corpus.Describe(id)} in the corpus.");
+                throw new UsageException($"--init-from: the {CharVocabulary.FileName} beside the weights is not the corpus's vocabulary: id {id} is {stored.Describe(id)} there and {corpus.Describe(id)} in the corpus.");
         }
     }
 
     /// <summary>The run's summary.json contents.</summary>
-    private static RunSummary Summarize(GptTrainer trainer, EvaluationResult final, CorpusData data, TinyLmOptions options, Gpt model)
+    private static RunSummary Summarize(GptTrainer trainer, EvaluationResult final, CorpusData data, SourceMeasurement? measured, TinyLmOptions options, Gpt model)
     {
         var extra = new Dictionary<string, object?>
         {
@@ -250,13 +340,20 @@ public static class TinyLmApp
             extra["perplexity_floor"] = Math.Exp(source.EntropyRate);
             extra["windowed_floor"] = source.WindowedFloor(options.Context);
             extra["gap_to_entropy_rate"] = final.MeanNll - source.EntropyRate;
-            extra["kl_estimate"] = final.MeanNll - source.WindowedFloor(options.Context);
+        }
+        if (measured?.Last is { } exact)
+        {
+            extra["val_source_entropy"] = exact.TeacherEntropy;
+            extra["val_source_cross_entropy"] = exact.CrossEntropy;
+            extra["val_source_kl"] = exact.KlDivergence;
+            extra["val_sampling_noise"] = final.MeanNll - exact.CrossEntropy;
         }
         return new RunSummary
         {
             ValLoss = final.MeanNll,
             ValPerplexity = final.Perplexity,
             TrainSeconds = Math.Round(trainer.TrainingSeconds, 2),
+            EvalSeconds = Math.Round(trainer.EvaluationSeconds, 2),
             Steps = trainer.Step,
             TokensPerSecond = Math.Round(trainer.TrainTokens / Math.Max(trainer.TrainingSeconds, 1e-9), 1),
             Extra = extra,
@@ -272,25 +369,13 @@ public static class TinyLmApp
         return line is null ? null : Math.Round(double.Parse(line[6..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024, 1);
     }
 
-    private static string Sample(Gpt model, CorpusData data, TinyLmOptions options)
+    private static string Sample(Gpt model, Tokenizer tokenizer, int[] promptIds, TinyLmOptions options)
     {
-        string prompt = options.Prompt ?? data.DefaultPrompt;
-        int[] promptIds;
-        try
-        {
-            promptIds = [.. data.Tokenizer.EncodeToIds(prompt)];
-        }
-        catch (ArgumentException e)
-        {
-            throw new CorpusException($"--prompt cannot be encoded: {e.Message}");
-        }
-        if (promptIds.Length == 0)
-            promptIds = [data.Train[0]];
         using var generator = new Generator((ulong)options.Seed);
         using var scope = NewDisposeScope();
         var ids = tensor(promptIds.Select(i => (long)i).ToArray()).unsqueeze(0);
         var result = model.Generate(ids, options.SampleTokens, options.Temperature, options.TopK, generator);
-        return data.Tokenizer.Decode(result[0].data<long>().Select(i => (int)i));
+        return tokenizer.Decode(result[0].data<long>().Select(i => (int)i));
     }
 
     private static string Describe(TinyLmOptions options) =>

@@ -6,9 +6,11 @@ using static TorchSharp.torch;
 
 namespace TorchLoss.Sft.Tests;
 
-/// <summary>The end-to-end property: CausalLMLoss on a batch built here counts exactly the assistant tokens.</summary>
+/// <summary>The end-to-end property: the causal cross-entropy on a batch built here counts exactly the assistant tokens.</summary>
 public class SftLossIntegrationTests
 {
+    private static readonly CrossEntropyOptions Causal = new() { Causal = true };
+
     private static readonly ChatMessage[][] Chats =
     [
         [S("You are terse."), U("hello"), A("hi there")],
@@ -27,7 +29,7 @@ public class SftLossIntegrationTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void CausalLMLossCountsExactlyTheAssistantTokens(string tokenizerName, string templateName)
+    public void CausalCrossEntropyCountsExactlyTheAssistantTokens(string tokenizerName, string templateName)
     {
         var tokenizer = TokenizerNamed(tokenizerName);
         int vocabulary = tokenizerName == "gpt2" ? 50257 : Chars.VocabularySize;
@@ -36,13 +38,13 @@ public class SftLossIntegrationTests
         int expected = Chats.Sum(c => AssistantTokenCount(tokenizer, template, c));
 
         using var scope = NewDisposeScope();
-        using var loss = new CausalLMLoss();
+        using var loss = new TokenCrossEntropy(Causal);
         var batch = new SftCollator(padTokenId: 0).Collate(examples);
         manual_seed(1);
         var logits = randn(batch.InputIds.shape[0], batch.InputIds.shape[1], vocabulary);
         var result = loss.Compute(logits, batch.Labels);
         Assert.Equal(expected, result.TokenCount.item<long>());
-        Assert.Equal(expected, CausalLMLoss.CountTokens(batch.Labels));
+        Assert.Equal(expected, Causal.CountTokens(batch.Labels));
         Assert.Equal(expected, batch.TrainedTokenCount);
         Assert.True(double.IsFinite(result.Loss.item<float>()));
 
@@ -61,7 +63,7 @@ public class SftLossIntegrationTests
         var batch = new SftCollator(0).Collate([example]);
         manual_seed(2);
         var logits = randn(1, example.Length, Chars.VocabularySize);
-        using var loss = new CausalLMLoss();
+        using var loss = new TokenCrossEntropy(Causal);
         var actual = loss.forward(logits, batch.Labels).item<float>();
         var logProbs = nn.functional.log_softmax(logits[0], 1);
         double sum = 0;

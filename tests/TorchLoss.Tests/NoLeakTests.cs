@@ -61,7 +61,7 @@ public class NoLeakTests
     }
 
     [Fact]
-    public void CausalLMLossWithNormalizerAndCountTokens()
+    public void CausalCrossEntropyWithNormalizerAndCountTokens()
     {
         using var loss = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true, LabelSmoothing = 0.1 });
         LeakCheck.AssertNoGrowth(() =>

@@ -1,7 +1,7 @@
 namespace TinyGpt;
 
 /// <summary>
-/// What the user gave cannot be used: the corpus (missing, empty, too short), the checkpoint to resume from (missing,
-/// damaged, written with other options) or a combination of options. The examples print the message and exit with code 2.
+/// The data the user gave cannot be used: the corpus (missing, empty, too short) or the checkpoint to resume from
+/// (missing, damaged, written with other options). A <see cref="UsageException"/>: the examples exit with code 2.
 /// </summary>
-public sealed class CorpusException(string message) : Exception(message);
+public sealed class CorpusException(string message) : UsageException(message);

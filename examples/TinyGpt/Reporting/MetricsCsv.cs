@@ -5,7 +5,8 @@ namespace TinyGpt;
 
 /// <summary>
 /// Writes a run's per-step metrics as CSV: step, lr, train loss and perplexity, validation loss, perplexity, accuracy,
-/// ECE and mean confidence (empty when not evaluated or not measured), seconds, then any extra columns.
+/// ECE and mean confidence (empty when not evaluated or not measured), the elapsed seconds (training plus validation) and
+/// each part, then any extra columns.
 /// </summary>
 public static class MetricsCsv
 {
@@ -18,14 +19,14 @@ public static class MetricsCsv
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(rows);
         var extra = extraColumns ?? [];
-        var text = new StringBuilder("step,lr,train_loss,train_ppl,val_loss,val_ppl,val_accuracy,val_ece,val_confidence,elapsed_seconds");
+        var text = new StringBuilder("step,lr,train_loss,train_ppl,val_loss,val_ppl,val_accuracy,val_ece,val_confidence,elapsed_seconds,train_seconds,eval_seconds");
         foreach (var column in extra)
             text.Append(',').Append(column.Name);
         text.Append('\n');
         foreach (var r in rows)
         {
             text.Append(CultureInfo.InvariantCulture,
-                $"{r.Step},{r.LearningRate:G6},{r.TrainLoss:F6},{r.TrainPerplexity:F4},{Format(r.ValLoss, "F6")},{Format(r.ValPerplexity, "F4")},{Format(r.ValAccuracy, "F6")},{Format(r.ValEce, "F6")},{Format(r.ValConfidence, "F6")},{r.ElapsedSeconds:F2}");
+                $"{r.Step},{r.LearningRate:G6},{r.TrainLoss:F6},{r.TrainPerplexity:F4},{Format(r.ValLoss, "F6")},{Format(r.ValPerplexity, "F4")},{Format(r.ValAccuracy, "F6")},{Format(r.ValEce, "F6")},{Format(r.ValConfidence, "F6")},{r.ElapsedSeconds:F2},{r.TrainSeconds:F2},{r.EvalSeconds:F2}");
             foreach (var column in extra)
                 text.Append(',').Append(column.ValueAtStep.GetValueOrDefault(r.Step));
             text.Append('\n');

@@ -17,15 +17,19 @@ public sealed record RunSummary
     [JsonPropertyName("val_ppl")]
     public required double ValPerplexity { get; init; }
 
-    /// <summary>Training wall time in seconds (including validation passes, excluding start-up and sampling).</summary>
+    /// <summary>Wall time of the optimiser steps in seconds (validation passes, start-up and sampling excluded).</summary>
     [JsonPropertyName("train_seconds")]
     public required double TrainSeconds { get; init; }
+
+    /// <summary>Wall time of the validation passes in seconds (every evaluation of the run, the final one included).</summary>
+    [JsonPropertyName("eval_seconds")]
+    public required double EvalSeconds { get; init; }
 
     /// <summary>Optimiser steps done.</summary>
     [JsonPropertyName("steps")]
     public required int Steps { get; init; }
 
-    /// <summary>Training tokens per second of training wall time.</summary>
+    /// <summary>Training tokens per second of <see cref="TrainSeconds"/>.</summary>
     [JsonPropertyName("tokens_per_second")]
     public required double TokensPerSecond { get; init; }
 

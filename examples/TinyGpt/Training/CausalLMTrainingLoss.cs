@@ -3,13 +3,16 @@ using static TorchSharp.torch;
 
 namespace TinyGpt;
 
-/// <summary>The trainer's default loss: TorchLoss's <see cref="CausalLMLoss"/> on the model's logits and unshifted labels.</summary>
+/// <summary>
+/// The trainer's default loss: TorchLoss's <see cref="TokenCrossEntropy"/> with <see cref="CrossEntropyOptions.Causal"/>
+/// on the model's logits and unshifted labels.
+/// </summary>
 public sealed class CausalLMTrainingLoss : ITrainingLoss, IDisposable
 {
-    private readonly CausalLMLoss loss;
+    private readonly TokenCrossEntropy loss;
 
-    /// <summary>Creates the loss with <paramref name="options"/> (smoothing, z-loss, ignore index).</summary>
-    public CausalLMTrainingLoss(CrossEntropyOptions? options = null) => loss = new CausalLMLoss(options);
+    /// <summary>Creates the loss with <paramref name="options"/> (smoothing, z-loss, ignore index); it is made causal here.</summary>
+    public CausalLMTrainingLoss(CrossEntropyOptions? options = null) => loss = new TokenCrossEntropy(NextToken(options));
 
     /// <inheritdoc />
     public (Tensor Loss, Tensor NllSum) Compute(Gpt model, TrainingBatch batch, long normalizer)
@@ -26,8 +29,11 @@ public sealed class CausalLMTrainingLoss : ITrainingLoss, IDisposable
     public long CountTokens(TrainingBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        return CausalLMLoss.CountTokens(batch.Labels, batch.LossMask, loss.Options.IgnoreIndex);
+        return loss.Options.CountTokens(batch.Labels, batch.LossMask);
     }
+
+    /// <summary><paramref name="options"/> (or the defaults) scoring position t against label t+1: the trainer's labels are unshifted.</summary>
+    public static CrossEntropyOptions NextToken(CrossEntropyOptions? options) => (options ?? CrossEntropyOptions.Default) with { Causal = true };
 
     /// <summary>Disposes the loss module.</summary>
     public void Dispose() => loss.Dispose();

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using TorchLoss.Metrics;
 using static TorchSharp.torch;
 
 namespace TinyGpt;
@@ -13,7 +14,7 @@ namespace TinyGpt;
 /// </remarks>
 public static class Checkpoint
 {
-    private const string Magic = "TinyGpt checkpoint v3";   // v3: validation calibration in the history
+    private const string Magic = "TinyGpt checkpoint v4";   // v4: training and evaluation seconds kept apart
     private const int HashLength = SHA256.HashSizeInBytes;
 
     /// <summary>Atomically writes the state of <paramref name="trainer"/> and <paramref name="source"/> to <paramref name="path"/>.</summary>
@@ -96,7 +97,7 @@ public static class Checkpoint
             writer.Write((int)sourceState.Length);
             writer.Write(sourceState.GetBuffer(), 0, (int)sourceState.Length);
         }
-        trainer.SaveState(writer);
+        WriteTrainer(writer, trainer);
         trainer.Model.save(writer);
     }
 
@@ -105,8 +106,69 @@ public static class Checkpoint
         var sourceBytes = reader.ReadBytes(reader.ReadInt32());
         using (var sourceReader = new BinaryReader(new MemoryStream(sourceBytes)))
             source.LoadState(sourceReader);
-        trainer.LoadState(reader);
+        ReadTrainer(reader, trainer);
         trainer.Model.load(reader);
+    }
+
+    /// <summary>The trainer's counters, its history (one row per step) and the optimiser's moments.</summary>
+    private static void WriteTrainer(BinaryWriter writer, GptTrainer trainer)
+    {
+        writer.Write(trainer.Step);
+        writer.Write(trainer.TrainingSeconds);
+        writer.Write(trainer.EvaluationSeconds);
+        var totals = trainer.TrainTotals;
+        writer.Write(totals.Updates);
+        writer.Write(totals.Tokens);
+        writer.Write(totals.NllSum);
+        writer.Write(totals.SkippedBatches);
+        writer.Write(trainer.History.Count);
+        foreach (var row in trainer.History)
+        {
+            writer.Write(row.Step);
+            writer.Write(row.LearningRate);
+            writer.Write(row.TrainLoss);
+            writer.Write(row.TrainSeconds);
+            writer.Write(row.EvalSeconds);
+            foreach (var value in (double?[])[row.ValLoss, row.ValAccuracy, row.ValEce, row.ValConfidence])
+            {
+                writer.Write(value.HasValue);
+                writer.Write(value ?? 0);
+            }
+        }
+        trainer.SaveOptimizer(writer);
+    }
+
+    /// <summary>Reads what <see cref="WriteTrainer"/> wrote into <paramref name="trainer"/>.</summary>
+    private static void ReadTrainer(BinaryReader reader, GptTrainer trainer)
+    {
+        int step = reader.ReadInt32();
+        double trainingSeconds = reader.ReadDouble();
+        double evaluationSeconds = reader.ReadDouble();
+        var totals = new PerplexitySnapshot(Updates: reader.ReadInt64(), Tokens: reader.ReadInt64(), NllSum: reader.ReadDouble(), SkippedBatches: reader.ReadInt64());
+        var rows = new MetricsRow[reader.ReadInt32()];
+        for (int i = 0; i < rows.Length; i++)
+        {
+            int rowStep = reader.ReadInt32();
+            double lr = reader.ReadDouble();
+            double train = reader.ReadDouble();
+            double trainSeconds = reader.ReadDouble();
+            double evalSeconds = reader.ReadDouble();
+            rows[i] = new MetricsRow(rowStep, lr, train, ReadOptional(reader), trainSeconds, evalSeconds)
+            {
+                ValAccuracy = ReadOptional(reader),
+                ValEce = ReadOptional(reader),
+                ValConfidence = ReadOptional(reader),
+            };
+        }
+        trainer.Restore(step, trainingSeconds, evaluationSeconds, totals, rows);
+        trainer.LoadOptimizer(reader);
+    }
+
+    private static double? ReadOptional(BinaryReader reader)
+    {
+        bool has = reader.ReadBoolean();
+        double value = reader.ReadDouble();
+        return has ? value : null;
     }
 
     /// <summary>The file's contents without the hash, once the hash says they are exactly what was written.</summary>
@@ -148,7 +210,7 @@ public static class Checkpoint
         {
             // The optimiser state can only be read by an optimiser over the same parameters; it is thrown away with it.
             using (var trainer = new GptTrainer(model, new TrainerOptions()))
-                trainer.LoadState(reader);
+                ReadTrainer(reader, trainer);
             model.load(reader);
             return model;
         }

@@ -6,14 +6,14 @@ namespace TinyGpt;
 
 /// <summary>
 /// Knowledge distillation for <see cref="GptTrainer"/>: α·CE(labels, model) + (1 − α)·τ²·KL(teacher‖model), with
-/// TorchLoss's <see cref="CausalLMLoss"/> for the hard labels and <see cref="DistillationLoss"/> for the teacher's
-/// distributions at the same positions (position t predicts token t+1). The reported NLL stays the hard-label one,
+/// TorchLoss's causal <see cref="TokenCrossEntropy"/> for the hard labels and <see cref="DistillationLoss"/> (also causal) for the
+/// teacher's distributions at the same positions (position t predicts token t+1), both given the same token mask. The reported NLL stays the hard-label one,
 /// so validation loss and perplexity mean what they always do; the distillation totals are kept separately for
 /// training (<see cref="TrainingTotals"/>) and for evaluation passes (<see cref="TakeEvaluationTotals"/>).
 /// </summary>
 public sealed class DistillationTrainingLoss : ITrainingLoss, IDisposable
 {
-    private readonly CausalLMLoss hard;
+    private readonly TokenCrossEntropy hard;
     private readonly DistillationLoss soft;
     private readonly Func<TrainingBatch, Tensor> teacherLogits;
     private readonly double alpha;
@@ -33,8 +33,8 @@ public sealed class DistillationTrainingLoss : ITrainingLoss, IDisposable
             throw new ArgumentException("The trainer normalises the loss itself; the distillation reduction must be Mean or Sum, not None.", nameof(distillation));
         this.teacherLogits = teacherLogits;
         this.alpha = alpha;
-        hard = new CausalLMLoss(hardLabels);
-        soft = new DistillationLoss(distillation);
+        hard = new TokenCrossEntropy(CausalLMTrainingLoss.NextToken(hardLabels));
+        soft = new DistillationLoss((distillation ?? DistillationOptions.Default) with { Causal = true });
     }
 
     /// <summary>The distillation totals of every training micro-batch so far.</summary>
@@ -60,7 +60,7 @@ public sealed class DistillationTrainingLoss : ITrainingLoss, IDisposable
             teacher = teacherLogits(batch);
         // A term of weight 0 is computed on detached logits: its totals are still wanted, its graph is not.
         var hardResult = hard.Compute(alpha == 0 ? logits.detach() : logits, batch.Labels, batch.LossMask, normalizer);
-        var softResult = soft.Compute(alpha == 1 ? logits.detach() : logits, teacher, CountedPositions(batch), normalizer);
+        var softResult = soft.Compute(alpha == 1 ? logits.detach() : logits, teacher, LearnedTokens(batch), normalizer);
         var loss = alpha switch
         {
             0 => softResult.Loss,
@@ -87,8 +87,16 @@ public sealed class DistillationTrainingLoss : ITrainingLoss, IDisposable
         ArgumentNullException.ThrowIfNull(batch);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var result = soft.Compute(logits.detach(), teacherLogits(batch), CountedPositions(batch));
+        var result = soft.Compute(logits.detach(), teacherLogits(batch), LearnedTokens(batch));
         evaluationTotals = evaluationTotals.Add(Totals(result));
+    }
+
+    /// <summary>Adds one batch a <see cref="PerplexityEvaluator"/> scored to the evaluation totals (the evaluator keeps its tensors).</summary>
+    public void Observe(EvaluationBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        // The batch's labels are its ids (unshifted); the wrapper is not disposed, so the evaluator's tensors live on.
+        Observe(batch.Logits, new TrainingBatch(batch.Labels, batch.Labels, batch.LossMask));
     }
 
     private static DistillationTotals Totals(DistillationResult result) => new(
@@ -99,16 +107,17 @@ public sealed class DistillationTrainingLoss : ITrainingLoss, IDisposable
     public long CountTokens(TrainingBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        return CausalLMLoss.CountTokens(batch.Labels, batch.LossMask, hard.Options.IgnoreIndex);
+        return hard.Options.CountTokens(batch.Labels, batch.LossMask);
     }
 
-    /// <summary>The positions the hard-label loss counts: t where label t+1 is learned (the last position never).</summary>
-    private Tensor CountedPositions(TrainingBatch batch)
+    /// <summary>
+    /// The tokens the hard-label loss learns (label not ignored and, with a mask, masked in), aligned with the labels:
+    /// the causal distillation loss then counts position t exactly when the hard-label loss does.
+    /// </summary>
+    private Tensor LearnedTokens(TrainingBatch batch)
     {
-        var next = batch.Labels[.., 1..].ne(hard.Options.IgnoreIndex);
-        if (batch.LossMask is { } mask)
-            next = next.logical_and(mask[.., 1..]);
-        return cat([next, zeros(batch.Labels.shape[0], 1, ScalarType.Bool, next.device)], 1);
+        var learned = batch.Labels.ne(hard.Options.IgnoreIndex);
+        return batch.LossMask is { } mask ? learned.logical_and(mask) : learned;
     }
 
     /// <summary>Disposes the loss modules.</summary>

@@ -13,7 +13,7 @@ public sealed class FusedHeadTrainingLoss : ITrainingLoss, IDisposable
     private readonly ChunkedLinearCrossEntropy head;
 
     /// <summary>Creates the loss with <paramref name="options"/> (smoothing, z-loss, ignore index).</summary>
-    public FusedHeadTrainingLoss(CrossEntropyOptions? options = null) => head = new ChunkedLinearCrossEntropy(options, causal: true);
+    public FusedHeadTrainingLoss(CrossEntropyOptions? options = null) => head = new ChunkedLinearCrossEntropy(CausalLMTrainingLoss.NextToken(options));
 
     /// <inheritdoc />
     public (Tensor Loss, Tensor NllSum) Compute(Gpt model, TrainingBatch batch, long normalizer)
@@ -30,7 +30,7 @@ public sealed class FusedHeadTrainingLoss : ITrainingLoss, IDisposable
     public long CountTokens(TrainingBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        return CausalLMLoss.CountTokens(batch.Labels, batch.LossMask, head.Options.IgnoreIndex);
+        return head.Options.CountTokens(batch.Labels, batch.LossMask);
     }
 
     /// <summary>Disposes the loss module.</summary>

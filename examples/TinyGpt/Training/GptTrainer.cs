@@ -61,8 +61,11 @@ public sealed class GptTrainer : IDisposable
     /// <summary>Optimiser steps done so far.</summary>
     public int Step { get; private set; }
 
-    /// <summary>Training wall time so far, including earlier runs this one resumed.</summary>
+    /// <summary>Wall time of the optimiser steps so far (validation passes excluded), including earlier runs this one resumed.</summary>
     public double TrainingSeconds { get; private set; }
+
+    /// <summary>Wall time of the validation passes so far, including earlier runs this one resumed.</summary>
+    public double EvaluationSeconds { get; private set; }
 
     /// <summary>Token-weighted training totals since step 0 (unsmoothed NLL, so perplexity is honest under label smoothing); kept in checkpoints.</summary>
     public PerplexitySnapshot TrainTotals => trainPerplexity.Snapshot();
@@ -84,6 +87,7 @@ public sealed class GptTrainer : IDisposable
     public StepResult TrainStep(IBatchSource source)
     {
         ArgumentNullException.ThrowIfNull(source);
+        var watch = Stopwatch.StartNew();
         double lr = LearningRateSchedule.At(Step, Options);
         foreach (var group in optimizer.ParamGroups)
             group.LearningRate = lr;
@@ -127,7 +131,8 @@ public sealed class GptTrainer : IDisposable
             trainPerplexity.Update(nllTotal, tensor(normalizer, device: nllTotal.device));
             double[] totals = stack([lossTotal, nllTotal]).cpu().data<double>().ToArray();
             double lossSum = totals[0], nllSum = totals[1];
-            history.Add(new MetricsRow(Step, lr, nllSum / normalizer, null, TrainingSeconds));
+            TrainingSeconds += watch.Elapsed.TotalSeconds;
+            history.Add(new MetricsRow(Step, lr, nllSum / normalizer, null, TrainingSeconds, EvaluationSeconds));
             return new StepResult(Step, lr, lossSum, nllSum, normalizer, gradNorm);
         }
         finally
@@ -171,7 +176,7 @@ public sealed class GptTrainer : IDisposable
         var snapshot = totals.Snapshot();
         if (snapshot.Tokens == 0)
             throw new InvalidOperationException("The validation batches contain no token to score.");
-        return new EvaluationResult(snapshot, watch.Elapsed.TotalSeconds);
+        return Timed(new EvaluationResult(snapshot, watch.Elapsed.TotalSeconds));
     }
 
     /// <summary>
@@ -197,12 +202,18 @@ public sealed class GptTrainer : IDisposable
                 calibration.Update(b.Logits, b.Labels, b.LossMask);
                 onBatch?.Invoke(b);
             });
-            return new EvaluationResult(totals, watch.Elapsed.TotalSeconds, calibration.Snapshot());
+            return Timed(new EvaluationResult(totals, watch.Elapsed.TotalSeconds, calibration.Snapshot()));
         }
         finally
         {
             Model.train(wasTraining);
         }
+    }
+
+    private EvaluationResult Timed(EvaluationResult result)
+    {
+        EvaluationSeconds += result.Seconds;
+        return result;
     }
 
     /// <summary>
@@ -227,137 +238,73 @@ public sealed class GptTrainer : IDisposable
     /// <param name="validation">Makes a fresh pass over the validation batches; null skips evaluation.</param>
     /// <param name="fit">Logging, checkpointing and stopping.</param>
     public void Fit(IBatchSource source, Func<IEnumerable<TrainingBatch>>? validation, FitOptions? fit = null) =>
-        Fit(source, validation is null ? null : () => Evaluate(validation()), fit);
+        Fit(source, validation is null ? null : () => EvaluatePass(validation), fit);
+
+    /// <summary>Evaluates a fresh validation pass; the time spent making its batches is validation time too.</summary>
+    private EvaluationResult EvaluatePass(Func<IEnumerable<TrainingBatch>> validation)
+    {
+        var watch = Stopwatch.StartNew();
+        var batches = validation();
+        EvaluationSeconds += watch.Elapsed.TotalSeconds;
+        return Evaluate(batches);
+    }
 
     private void Fit(IBatchSource source, Func<EvaluationResult>? evaluate, FitOptions? fit)
     {
         ArgumentNullException.ThrowIfNull(source);
         fit ??= new FitOptions();
         int stopAt = Math.Min(Options.Steps, fit.StopAfterStep ?? Options.Steps);
-        var logger = fit.Logger;
-        var runWatch = Stopwatch.StartNew();
-        double secondsAtStart = TrainingSeconds;
-        int firstStep = Step;
-        long windowTokens = 0;
-        var windowWatch = Stopwatch.StartNew();
+        var progress = new TrainingLog(fit.Logger, Options.Steps, stopAt, Step, TrainingSeconds, TrainingSeconds + EvaluationSeconds);
         while (Step < stopAt)
         {
             var result = TrainStep(source);
-            windowTokens += result.Tokens;
             fit.OnStep?.Invoke(result);
+            progress.Trained(result.Tokens);
 
-            bool last = Step == stopAt;
-            EvaluationResult? evaluation = null;
             if (evaluate is not null && ((Options.EvalInterval > 0 && Step % Options.EvalInterval == 0) || Step == Options.Steps))
             {
-                var eval = evaluation = evaluate();
-                LastEvaluation = eval;
-                if (eval.Calibration is { } c)
-                    logger?.LogInformation("step {Step}/{Steps} | validation loss {Loss:F4} | ppl {Ppl:F3} | accuracy {Accuracy:P2} | confidence {Confidence:P2} | ECE {Ece:F4} | {Tokens:N0} tokens in {Seconds:F1}s",
-                        Step, Options.Steps, eval.MeanNll, eval.Perplexity, c.Accuracy, c.MeanConfidence, c.Ece, eval.Tokens, eval.Seconds);
-                else
-                    logger?.LogInformation("step {Step}/{Steps} | validation loss {Loss:F4} | ppl {Ppl:F3} | {Tokens:N0} tokens in {Seconds:F1}s",
-                        Step, Options.Steps, eval.MeanNll, eval.Perplexity, eval.Tokens, eval.Seconds);
-                fit.OnEvaluation?.Invoke(Step, eval);
+                var evaluation = evaluate();
+                LastEvaluation = evaluation;
+                progress.Evaluated(Step, evaluation);
+                fit.OnEvaluation?.Invoke(Step, evaluation);
+                history[^1] = history[^1] with
+                {
+                    ValLoss = evaluation.MeanNll,
+                    ValAccuracy = evaluation.Calibration?.Accuracy,
+                    ValEce = evaluation.Calibration?.Ece,
+                    ValConfidence = evaluation.Calibration?.MeanConfidence,
+                    EvalSeconds = EvaluationSeconds,
+                };
             }
-            TrainingSeconds = secondsAtStart + runWatch.Elapsed.TotalSeconds;
-            history[^1] = history[^1] with
-            {
-                ValLoss = evaluation?.MeanNll,
-                ValAccuracy = evaluation?.Calibration?.Accuracy,
-                ValEce = evaluation?.Calibration?.Ece,
-                ValConfidence = evaluation?.Calibration?.MeanConfidence,
-                ElapsedSeconds = TrainingSeconds,
-            };
 
+            bool last = Step == stopAt;
             if (Step % Options.LogInterval == 0 || last)
-            {
-                double seconds = windowWatch.Elapsed.TotalSeconds;
-                var window = trainPerplexity.WindowSnapshot();
-                double perStep = runWatch.Elapsed.TotalSeconds / (Step - firstStep);
-                logger?.LogInformation("step {Step}/{Steps} | loss {Loss:F4} | ppl {Ppl:F3} | lr {Lr:E2} | {TokensPerSecond:N0} tok/s | ETA {Eta}",
-                    Step, Options.Steps, window.MeanNll, window.Perplexity, result.LearningRate, windowTokens / seconds, FormatDuration(perStep * (stopAt - Step)));
-                windowTokens = 0;
-                windowWatch.Restart();
-            }
+                progress.Progress(Step, trainPerplexity.WindowSnapshot(), result.LearningRate, TrainingSeconds, TrainingSeconds + EvaluationSeconds);
 
             if (fit.CheckpointPath is { } path && (last || (Options.CheckpointInterval > 0 && Step % Options.CheckpointInterval == 0)))
             {
                 Checkpoint.Save(path, this, source, fit.Metadata);
-                logger?.LogDebug("step {Step}: checkpoint written to {Path}", Step, path);
+                fit.Logger?.LogDebug("step {Step}: checkpoint written to {Path}", Step, path);
             }
         }
     }
 
-    /// <summary>Writes the optimiser and the trainer's counters (used by <see cref="Checkpoint"/>).</summary>
-    internal void SaveState(BinaryWriter writer)
-    {
-        writer.Write(Step);
-        writer.Write(TrainingSeconds);
-        var totals = TrainTotals;
-        writer.Write(totals.Updates);
-        writer.Write(totals.Tokens);
-        writer.Write(totals.NllSum);
-        writer.Write(totals.SkippedBatches);
-        writer.Write(history.Count);
-        foreach (var row in history)
-        {
-            writer.Write(row.Step);
-            writer.Write(row.LearningRate);
-            writer.Write(row.TrainLoss);
-            writer.Write(row.ValLoss.HasValue);
-            writer.Write(row.ValLoss ?? 0);
-            writer.Write(row.ElapsedSeconds);
-            foreach (var value in (double?[])[row.ValAccuracy, row.ValEce, row.ValConfidence])
-            {
-                writer.Write(value.HasValue);
-                writer.Write(value ?? 0);
-            }
-        }
-        optimizer.save_state_dict(writer);
-    }
+    /// <summary>Writes the optimiser's state (used by <see cref="Checkpoint"/>).</summary>
+    internal void SaveOptimizer(BinaryWriter writer) => optimizer.save_state_dict(writer);
 
-    /// <summary>Reads what <see cref="SaveState"/> wrote.</summary>
-    internal void LoadState(BinaryReader reader)
+    /// <summary>Reads what <see cref="SaveOptimizer"/> wrote.</summary>
+    internal void LoadOptimizer(BinaryReader reader) => optimizer.load_state_dict(reader);
+
+    /// <summary>Puts back the counters and history a checkpoint stored (used by <see cref="Checkpoint"/>).</summary>
+    internal void Restore(int step, double trainingSeconds, double evaluationSeconds, PerplexitySnapshot totals, IEnumerable<MetricsRow> rows)
     {
-        Step = reader.ReadInt32();
-        TrainingSeconds = reader.ReadDouble();
-        trainPerplexity.Restore(new PerplexitySnapshot(Updates: reader.ReadInt64(), Tokens: reader.ReadInt64(), NllSum: reader.ReadDouble(), SkippedBatches: reader.ReadInt64()));
-        int rows = reader.ReadInt32();
+        Step = step;
+        TrainingSeconds = trainingSeconds;
+        EvaluationSeconds = evaluationSeconds;
+        trainPerplexity.Restore(totals);
         history.Clear();
-        for (int i = 0; i < rows; i++)
-        {
-            int step = reader.ReadInt32();
-            double lr = reader.ReadDouble();
-            double train = reader.ReadDouble();
-            bool hasVal = reader.ReadBoolean();
-            double val = reader.ReadDouble();
-            double elapsed = reader.ReadDouble();
-            history.Add(new MetricsRow(step, lr, train, hasVal ? val : null, elapsed)
-            {
-                ValAccuracy = ReadOptional(reader),
-                ValEce = ReadOptional(reader),
-                ValConfidence = ReadOptional(reader),
-            });
-        }
+        history.AddRange(rows);
         LastEvaluation = null;
-        optimizer.load_state_dict(reader);
-    }
-
-    private static double? ReadOptional(BinaryReader reader)
-    {
-        bool has = reader.ReadBoolean();
-        double value = reader.ReadDouble();
-        return has ? value : null;
-    }
-
-    /// <summary>"1m05s"-style duration for log lines.</summary>
-    public static string FormatDuration(double seconds)
-    {
-        if (double.IsNaN(seconds) || double.IsInfinity(seconds))
-            return "?";
-        var span = TimeSpan.FromSeconds(Math.Max(0, seconds));
-        return span.TotalHours >= 1 ? $"{(int)span.TotalHours}h{span.Minutes:D2}m" : span.TotalMinutes >= 1 ? $"{(int)span.TotalMinutes}m{span.Seconds:D2}s" : $"{span.TotalSeconds:F0}s";
     }
 
     /// <summary>Disposes the optimiser and the loss it created.</summary>

@@ -5,9 +5,13 @@ namespace TinyGpt;
 /// <param name="LearningRate">Learning rate used at this step.</param>
 /// <param name="TrainLoss">Mean unsmoothed NLL of this step's batch, nats per token.</param>
 /// <param name="ValLoss">Mean NLL on the whole validation split, when evaluated at this step.</param>
-/// <param name="ElapsedSeconds">Training wall time since the run started (resumed runs continue the count).</param>
-public sealed record MetricsRow(int Step, double LearningRate, double TrainLoss, double? ValLoss, double ElapsedSeconds)
+/// <param name="TrainSeconds">Wall time of the optimiser steps up to this one (resumed runs continue the count).</param>
+/// <param name="EvalSeconds">Wall time of the validation passes up to this step (resumed runs continue the count).</param>
+public sealed record MetricsRow(int Step, double LearningRate, double TrainLoss, double? ValLoss, double TrainSeconds, double EvalSeconds)
 {
+    /// <summary>Training plus evaluation seconds: the run's wall time up to this step, apart from logging and checkpoints.</summary>
+    public double ElapsedSeconds => TrainSeconds + EvalSeconds;
+
     /// <summary>exp(<see cref="TrainLoss"/>).</summary>
     public double TrainPerplexity => Math.Exp(TrainLoss);
 

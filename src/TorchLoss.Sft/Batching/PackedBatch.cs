@@ -18,7 +18,7 @@ public sealed class PackedBatch : IDisposable
     /// <summary>Token ids [B, L], int64.</summary>
     public Tensor InputIds { get; }
 
-    /// <summary>Unshifted labels [B, L], int64, for <see cref="CausalLMLoss"/>.</summary>
+    /// <summary>Unshifted labels [B, L], int64, for a <see cref="TokenCrossEntropy"/> with <see cref="CrossEntropyOptions.Causal"/> set.</summary>
     public Tensor Labels { get; }
 
     /// <summary>Positions within each document [B, L], int64, for the model's position embedding.</summary>
@@ -27,7 +27,7 @@ public sealed class PackedBatch : IDisposable
     /// <summary>Document index of each token [B, L], int64 (<see cref="PackedRow.PaddingDocument"/> for padding); see <see cref="SequencePacker.BlockDiagonalCausalMask"/>.</summary>
     public Tensor DocumentIds { get; }
 
-    /// <summary>The number of trained tokens: what <see cref="CausalLMLoss.CountTokens"/> returns for <see cref="Labels"/>.</summary>
+    /// <summary>The number of trained tokens: what <see cref="CrossEntropyOptions.CountTokens"/> of causal options returns for <see cref="Labels"/>.</summary>
     public long TrainedTokenCount { get; }
 
     /// <summary>Moves the tensors out of the current <see cref="DisposeScope"/>.</summary>

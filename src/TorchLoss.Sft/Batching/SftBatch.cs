@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace TorchLoss.Sft;
 
-/// <summary>A padded batch from <see cref="SftCollator"/>: hand <see cref="InputIds"/> to the model and <see cref="Labels"/> to <see cref="CausalLMLoss"/>.</summary>
+/// <summary>A padded batch from <see cref="SftCollator"/>: hand <see cref="InputIds"/> to the model and <see cref="Labels"/> to a <see cref="TokenCrossEntropy"/> with <see cref="CrossEntropyOptions.Causal"/> set.</summary>
 public sealed class SftBatch : IDisposable
 {
     internal SftBatch(Tensor inputIds, Tensor labels, Tensor attentionMask, long trainedTokenCount)
@@ -23,7 +23,7 @@ public sealed class SftBatch : IDisposable
     /// <summary>[B, T] bool: true for real tokens, false for padding.</summary>
     public Tensor AttentionMask { get; }
 
-    /// <summary>The number of trained tokens in the batch: what <see cref="CausalLMLoss.CountTokens"/> returns for <see cref="Labels"/>.</summary>
+    /// <summary>The number of trained tokens in the batch: what <see cref="CrossEntropyOptions.CountTokens"/> of causal options returns for <see cref="Labels"/>.</summary>
     public long TrainedTokenCount { get; }
 
     /// <summary>Moves the tensors out of the current <see cref="DisposeScope"/>.</summary>

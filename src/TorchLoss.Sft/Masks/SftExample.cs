@@ -2,7 +2,7 @@ namespace TorchLoss.Sft;
 
 /// <summary>
 /// One tokenized training example. <c>Labels[i] == InputIds[i]</c> where token i is trained and
-/// <see cref="IgnoreIndex"/> elsewhere. Labels are unshifted: <see cref="CausalLMLoss"/> pairs the logits at
+/// <see cref="IgnoreIndex"/> elsewhere. Labels are unshifted: a causal <see cref="TokenCrossEntropy"/> pairs the logits at
 /// position t with the label at t+1, so shifting here as well would train on the next-next token.
 /// </summary>
 /// <remarks>
@@ -21,7 +21,7 @@ public sealed record SftExample(int[] InputIds, long[] Labels)
     /// <summary>Per token, its id where it is trained and <see cref="IgnoreIndex"/> elsewhere.</summary>
     public long[] Labels { get; } = CheckLabels(InputIds, Labels);
 
-    /// <summary>How many tokens are trained: exactly the tokens <see cref="CausalLMLoss"/> counts for this row.</summary>
+    /// <summary>How many tokens are trained: exactly the tokens a causal <see cref="TokenCrossEntropy"/> counts for this row.</summary>
     public int TrainedTokenCount { get; } = Labels.Count(l => l != IgnoreIndex);
 
     /// <summary>The number of tokens.</summary>

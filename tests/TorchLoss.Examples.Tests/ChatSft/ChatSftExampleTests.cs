@@ -117,3 +117,28 @@ public class ChatSftExampleTests
             Assert.Contains(row, table);
     }
 }
+
+/// <summary>ChatSft's command line: a bad option is a <see cref="UsageException"/>, which the program turns into exit code 2.</summary>
+public class ChatSftOptionsTests
+{
+    [Theory]
+    [InlineData("--stpes", "10")]
+    [InlineData("--steps", "ten")]
+    [InlineData("--steps", "0")]
+    public void Bad_options_are_usage_errors(string option, string value)
+    {
+        Assert.Throws<UsageException>(() => ChatSftOptions.Parse([option, value]));
+        var error = new StringWriter();
+        Assert.Equal(ExampleExit.UsageError, ExampleExit.Run(() => ChatSftOptions.Parse([option, value]).Steps, error));
+        Assert.StartsWith("error: ", error.ToString());
+    }
+
+    [Fact]
+    public void Quick_keeps_a_seed_given_before_it()
+    {
+        var options = ChatSftOptions.Parse(["--seed", "7", "--quick", "--steps", "12"]);
+        Assert.Equal(7UL, options.Seed);
+        Assert.Equal(12, options.Steps);
+        Assert.Equal(ChatSftOptions.Quick.TrainConversations, options.TrainConversations);
+    }
+}

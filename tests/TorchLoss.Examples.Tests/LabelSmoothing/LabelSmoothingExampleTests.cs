@@ -1,5 +1,6 @@
 using LabelSmoothing;
 using Microsoft.Extensions.Logging.Abstractions;
+using TinyGpt;
 using TorchLoss.Examples.Tests.TinyLM;
 using static TorchSharp.torch;
 
@@ -59,6 +60,6 @@ public class LabelSmoothingExampleTests
     public void BadOptionsAreClearErrors(string option, string? value, string message)
     {
         string[] args = value is null ? [option] : [option, value];
-        Assert.Contains(message, Assert.Throws<ArgumentException>(() => LabelSmoothingOptions.Parse(args)).Message);
+        Assert.Contains(message, Assert.Throws<UsageException>(() => LabelSmoothingOptions.Parse(args)).Message);
     }
 }

@@ -26,18 +26,24 @@ public sealed class DistillationTrainingLossTests
         var distillation = new DistillationOptions { Temperature = 2 };
 
         using var mixed = new DistillationTrainingLoss(_ => teacher, 0.3, distillation);
-        using var causal = new CausalLMLoss();
-        using var soft = new DistillationLoss(distillation);
+        using var causal = new TokenCrossEntropy(new CrossEntropyOptions { Causal = true });
+        using var soft = new DistillationLoss(distillation with { Causal = true });
+        using var shiftedByHand = new DistillationLoss(distillation);
         long normalizer = mixed.CountTokens(batch) + 4;
-        Assert.Equal(CausalLMLoss.CountTokens(labels, mask), mixed.CountTokens(batch));
+        Assert.Equal(causal.Options.CountTokens(labels, mask), mixed.CountTokens(batch));
 
         var (loss, nll) = mixed.Compute(model, batch, normalizer);
         using var logits = model.forward(ids);
         using var hard = causal.Compute(logits, labels, mask, normalizer);
-        // The positions the hard labels count: t where label t+1 is learned.
-        var counted = cat([labels[.., 1..].ne(-100).logical_and(mask[.., 1..]), zeros(3, 1, ScalarType.Bool)], 1);
-        using var kl = soft.Compute(logits, teacher, counted, normalizer);
+        // The causal distillation loss takes the mask aligned with the labels, as the hard-label loss does.
+        var learned = labels.ne(LossDefaults.IgnoreIndex).logical_and(mask);
+        using var kl = soft.Compute(logits, teacher, learned, normalizer);
         Assert.Equal(0.3 * hard.Loss.item<float>() + 0.7 * kl.Loss.item<float>(), loss.item<float>(), 5);
+        // An independent reference: the positions the hard labels count are t where label t+1 is learned.
+        var counted = cat([learned[.., 1..], zeros(3, 1, ScalarType.Bool)], 1);
+        using var reference = shiftedByHand.Compute(logits, teacher, counted, normalizer);
+        Assert.Equal(reference.Loss.item<float>(), kl.Loss.item<float>(), 6);
+        Assert.Equal(reference.PositionCount.item<long>(), kl.PositionCount.item<long>());
         Assert.Equal(hard.NllSum.item<double>(), nll.item<double>(), 4);
 
         var totals = mixed.TrainingTotals;

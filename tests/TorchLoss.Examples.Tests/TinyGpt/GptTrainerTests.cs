@@ -66,11 +66,40 @@ public sealed class GptTrainerTests
             var actual = Enumerable.Range(0, 4).Select(_ => resumed.TrainStep(resumedSource).Loss).ToArray();
             Assert.Equal(expected, actual);
             Assert.Equal(trainer.TrainTotals, resumed.TrainTotals);
+            Assert.Equal(trainer.History.Take(2), resumed.History.Take(2));
         }
         finally
         {
             File.Delete(path);
         }
+    }
+
+    [Fact]
+    public void Training_and_validation_seconds_are_counted_apart()
+    {
+        using var ids = randint(0, Config.VocabSize, [4, 16], generator: new Generator(3));
+        var options = new TrainerOptions { Steps = 4, WarmupSteps = 1, LearningRate = 1e-2, EvalInterval = 2 };
+        using var model = NewModel();
+        using var trainer = new GptTrainer(model, options);
+        var validationPasses = 0;
+        var wall = System.Diagnostics.Stopwatch.StartNew();
+        trainer.Fit(new FixedBatches([(ids, ids)]), () =>
+        {
+            validationPasses++;
+            // A slow validation pass: its time must land in EvaluationSeconds, not in TrainingSeconds.
+            Thread.Sleep(300);
+            return [new TrainingBatch(ids.clone(), ids.clone())];
+        });
+        double wallSeconds = wall.Elapsed.TotalSeconds;
+        Assert.Equal(2, validationPasses);
+        Assert.True(trainer.EvaluationSeconds >= 0.6, $"evaluation took {trainer.EvaluationSeconds} s");
+        // Counted in both, the 0.6 s of sleep would make the two clocks add up to more than the wall time.
+        Assert.True(trainer.TrainingSeconds + trainer.EvaluationSeconds <= wallSeconds + 0.01,
+            $"training {trainer.TrainingSeconds} s + validation {trainer.EvaluationSeconds} s > wall {wallSeconds} s: training includes the validation passes");
+        var last = trainer.History[^1];
+        Assert.Equal(trainer.TrainingSeconds, last.TrainSeconds);
+        Assert.Equal(trainer.EvaluationSeconds, last.EvalSeconds);
+        Assert.Equal(last.TrainSeconds + last.EvalSeconds, last.ElapsedSeconds);
     }
 
     [Theory]

@@ -8,7 +8,7 @@ namespace TorchLoss.Examples.Tests.TinyGpt;
 public class TrainingLossTests
 {
     [Fact]
-    public void FusedHeadEqualsCausalLMLossOnTheModelsLogits()
+    public void FusedHeadEqualsTheCausalTokenCrossEntropyOnTheModelsLogits()
     {
         using var scope = NewDisposeScope();
         manual_seed(11);

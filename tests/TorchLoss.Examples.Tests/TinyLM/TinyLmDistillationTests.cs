@@ -77,10 +77,10 @@ public sealed class TinyLmDistillationTests
         Assert.Contains("no checkpoint", noTeacher.Error);
 
         var badAlpha = TinyLmProcess.Run([.. Quick, "--distill-from", "source", "--distill-alpha", "1.5", "--out", dir.Path]);
-        Assert.Equal(1, badAlpha.ExitCode);
+        Assert.Equal(2, badAlpha.ExitCode);
         Assert.Contains("--distill-alpha", badAlpha.Error);
         var badTemperature = TinyLmProcess.Run([.. Quick, "--distill-from", "source", "--distill-temperature", "0", "--out", dir.Path]);
-        Assert.Equal(1, badTemperature.ExitCode);
+        Assert.Equal(2, badTemperature.ExitCode);
         Assert.Contains("--distill-temperature", badTemperature.Error);
     }
 

@@ -32,10 +32,23 @@ public sealed class TinyLmTests
         Assert.Equal(Math.Exp(root.GetProperty("val_loss").GetDouble()), root.GetProperty("val_ppl").GetDouble(), 9);
         Assert.Equal(60, root.GetProperty("steps").GetInt32());
         Assert.True(root.GetProperty("train_seconds").GetDouble() > 0);
+        Assert.True(root.GetProperty("eval_seconds").GetDouble() > 0);
+        Assert.True(root.GetProperty("eval_seconds").GetDouble() >= root.GetProperty("final_eval_seconds").GetDouble() - 0.01);
         Assert.True(root.GetProperty("tokens_per_second").GetDouble() > 0);
+        Assert.Contains("tokens/s); validation passes:", run.Output);
         double h = root.GetProperty("entropy_rate").GetDouble();
         Assert.True(root.GetProperty("val_loss").GetDouble() > h, "a model cannot beat the source's entropy rate");
         Assert.Contains("entropy rate H", run.Output);
+        // The decomposition's terms are measured on the validation windows themselves: the KL is exact (never
+        // negative) and the four parts add up to the validation loss.
+        double windows = root.GetProperty("val_source_entropy").GetDouble();
+        double kl = root.GetProperty("val_source_kl").GetDouble();
+        double noise = root.GetProperty("val_sampling_noise").GetDouble();
+        Assert.True(kl >= 0, $"KL {kl}");
+        Assert.True(windows > h, $"H on windows without history {windows} vs H {h}");
+        Assert.Equal(root.GetProperty("val_loss").GetDouble(), h + (windows - h) + kl + noise, 6);
+        Assert.Equal(windows + kl, root.GetProperty("val_source_cross_entropy").GetDouble(), 4);
+        Assert.Contains("the KL divergence of the model from the source (exact", run.Output);
         Assert.True(new FileInfo(dir.File("loss.png")).Length > 10_000);
         Assert.True(new FileInfo(dir.File("reliability.png")).Length > 10_000);
         // Every evaluation reports calibration; the summary holds the last one's.
@@ -194,6 +207,17 @@ public sealed class TinyLmTests
     }
 
     [Fact]
+    public void Prompt_outside_the_vocabulary_is_refused_before_training()
+    {
+        using var dir = new TempDirectory();
+        string outDir = dir.File("out");
+        // The embedded corpus has lowercase letters, space and punctuation only: 'Z' has no token.
+        var run = TinyLmProcess.Run([.. Small, "--steps", "2", "--prompt", "Zebra", "--out", outDir]);
+        AssertFailedCleanly(run, outDir, "--prompt cannot be encoded");
+        Assert.DoesNotContain("step 1/", run.Output + run.Error);
+    }
+
+    [Fact]
     public void Help_lists_every_option()
     {
         var run = TinyLmProcess.Run("--help");
@@ -204,11 +228,10 @@ public sealed class TinyLmTests
 
     private static void AssertFailedCleanly(TinyLmProcess.Result run, string outDir, string message)
     {
-        Assert.NotEqual(0, run.ExitCode);
+        Assert.True(run.ExitCode == 2, $"exit code {run.ExitCode}: {run.Error}");
         Assert.Contains(message, run.Error);
         Assert.DoesNotContain("   at ", run.Error); // a message, not a stack trace
-        Assert.False(File.Exists(Path.Combine(outDir, "checkpoint.bin")), "a failed run left a checkpoint");
-        Assert.False(File.Exists(Path.Combine(outDir, "checkpoint.bin.tmp")), "a failed run left a partial checkpoint");
+        Assert.False(Directory.Exists(outDir), "a failed run wrote into --out");
     }
 
     private sealed record Row(int Step, double Train, double? Val, double? Accuracy, double? Ece, double? Confidence);

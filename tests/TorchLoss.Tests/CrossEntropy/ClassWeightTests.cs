@@ -68,7 +68,7 @@ public class ClassWeightTests
     [InlineData(CrossEntropyBackend.Fused, nn.Reduction.Mean, 0.1)]
     [InlineData(CrossEntropyBackend.Fused, nn.Reduction.None, 0.0)]
     [InlineData(CrossEntropyBackend.LibTorch, nn.Reduction.Sum, 0.3)]
-    public void CausalLMLossMatchesTorchOnShiftedLabels(CrossEntropyBackend backend, nn.Reduction reduction, double smoothing)
+    public void CausalCrossEntropyMatchesTorchOnShiftedLabels(CrossEntropyBackend backend, nn.Reduction reduction, double smoothing)
     {
         using var scope = NewDisposeScope();
         const long vocab = 13;

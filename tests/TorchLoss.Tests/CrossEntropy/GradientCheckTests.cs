@@ -32,7 +32,7 @@ public class GradientCheckTests
 
     [Theory]
     [MemberData(nameof(Options))]
-    public void CausalLMLossWithAMaskAndANormalizer(string name, CrossEntropyOptions options)
+    public void CausalCrossEntropyWithAMaskAndANormalizer(string name, CrossEntropyOptions options)
     {
         Assert.NotEmpty(name);
         using var scope = NewDisposeScope();

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace TorchLoss.Tests.CrossEntropy;
 
 /// <summary>The next-token loss: its shift, its token count, and the normalizer for gradient accumulation.</summary>
-public class CausalLMLossTests
+public class CausalCrossEntropyTests
 {
     private const long Vocab = 6;
 
