@@ -121,8 +121,11 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
         var computeType = hidden.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
         // In causal mode the last position of each row is uncounted: the kernel skips it, so hidden needs no slicing copy.
         var h = hidden.reshape(-1, width).to(computeType).contiguous();
-        var w = weight.to(computeType);
-        var b = bias?.to(computeType);
+        // Through a view node, not as the leaves themselves: autograd then takes over the gradients the sweep built
+        // instead of copying them. A gradient handed straight to a leaf's accumulator is still referenced from .NET,
+        // so libtorch clones it (another V·d values at the peak); the view's backward hands on an alias nobody else holds.
+        var w = weight.to(computeType).reshape(weight.shape);
+        var b = bias?.to(computeType).reshape(bias.shape);
         long elementBytes = computeType == ScalarType.Float64 ? 8 : 4;
         long chunkRows = ChunkSize ?? Math.Max(1, AutomaticChunkBytes / (classes * elementBytes));
 
