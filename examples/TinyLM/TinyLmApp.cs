@@ -169,6 +169,8 @@ public static class TinyLmApp
             distillation?.Observe(batch);
             source?.Observe(batch);
         }
+        // Only these observers need each validation batch's logits; without them a fused head evaluates without logits.
+        Action<EvaluationBatch>? observe = distillation is null && source is null ? null : Observe;
         void EndPass(int step)
         {
             distillation?.OnEvaluation(step, log);
@@ -181,14 +183,14 @@ public static class TinyLmApp
             StopAfterStep = options.StopAfter,
             Metadata = fingerprint,
             OnEvaluation = (step, _) => EndPass(step),
-            OnValidationBatch = Observe,
+            OnValidationBatch = observe,
         });
 
         if (trainer.Step < trainer.Options.Steps)
             log.LogInformation("stopped after step {Step} of {Steps}; continue with the same options and --resume", trainer.Step, trainer.Options.Steps);
         if (trainer.Step == trainer.Options.Steps && trainer.LastEvaluation is { } last)
             return last;
-        var final = trainer.Evaluate(validation, Observe);
+        var final = trainer.Evaluate(validation, observe);
         EndPass(trainer.Step);
         return final;
     }

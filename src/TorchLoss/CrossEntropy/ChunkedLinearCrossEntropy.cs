@@ -135,7 +135,8 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
         return FusedCrossEntropyPath.Result(loss, call, tokenCount, targets.PerTokenShape).MoveToOuterDisposeScope();
     }
 
-    private static void CheckHead(Tensor hidden, Tensor weight, Tensor? bias)
+    /// <summary>The head's shape and dtype checks, and with <paramref name="cpuOnly"/> its device check; shared with <see cref="Metrics.ChunkedHeadMetrics"/>.</summary>
+    internal static void CheckHead(Tensor hidden, Tensor weight, Tensor? bias, bool cpuOnly = true)
     {
         ArgumentNullException.ThrowIfNull(hidden);
         ArgumentNullException.ThrowIfNull(weight);
@@ -160,7 +161,7 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
         }
         foreach (var (t, name) in new[] { (hidden, nameof(hidden)), (weight, nameof(weight)), (bias, nameof(bias)) })
         {
-            if (t is not null && t.device_type != DeviceType.CPU)
+            if (cpuOnly && t is not null && t.device_type != DeviceType.CPU)
                 throw new ArgumentException($"ChunkedLinearCrossEntropy runs on the CPU only, but {name} is on {t.device}.", name);
         }
     }
