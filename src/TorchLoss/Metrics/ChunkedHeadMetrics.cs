@@ -160,8 +160,9 @@ public static class ChunkedHeadMetrics
                 var ids = stack(batch.Select(w => tokens.narrow(0, w.Start, length)).ToArray()).to(ScalarType.Int64);
                 var firstScored = tensor(batch.Select(w => (long)w.FirstScored).ToArray(), device: tokens.device).unsqueeze(1);
                 var scored = arange(length, ScalarType.Int64, tokens.device).unsqueeze(0).ge(firstScored);
-                var hidden = hiddenStates(ids);
-                using var result = loss.Compute(hidden, headWeight, ids, scored, bias: headBias);
+                // Detached: a parameter's requires_grad would otherwise make the loss sweep its gradients even under no_grad.
+                var hidden = hiddenStates(ids).detach();
+                using var result = loss.Compute(hidden, headWeight.detach(), ids, scored, bias: headBias?.detach());
                 tracker.Update(result);
                 if (calibration is not null) UpdateCalibration(calibration, hidden, headWeight, ids, scored, headBias);
             }
