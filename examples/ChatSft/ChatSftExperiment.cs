@@ -39,9 +39,9 @@ public sealed class ChatSftExperiment
     public IReadOnlyList<RunResult> Run()
     {
         TorchBackend.EnsureLoaded();
-        var train = SyntheticChats.Generate(Options.TrainConversations, Options.Seed, Options.MaxExchanges);
-        var test = SyntheticChats.Generate(Options.TestConversations, Options.Seed ^ 0x7E57_7E57_7E57_7E57UL, Options.MaxExchanges);
-        var builder = new SftExampleBuilder(Tokenizer, Template, new SftOptions { MaxLength = Options.ContextLength });
+        var train = SyntheticChats.Generate(Options.TrainConversations, Options.Trainer.Seed, Options.MaxExchanges);
+        var test = SyntheticChats.Generate(Options.TestConversations, Options.Trainer.Seed ^ 0x7E57_7E57_7E57_7E57UL, Options.MaxExchanges);
+        var builder = new SftExampleBuilder(Tokenizer, Template, new SftOptions { MaxLength = Options.Model.ContextLength });
         var assistantOnly = builder.BuildMany(train);
         var testExamples = builder.BuildMany(test);
         logger.LogInformation(
@@ -66,18 +66,10 @@ public sealed class ChatSftExperiment
     private RunResult Train(LossMode mode, IReadOnlyList<SftExample> examples, IReadOnlyList<SftExample> heldOut, IReadOnlyList<ChatMessage[]> heldOutChats, SftExampleBuilder builder)
     {
         logger.LogInformation("--- training with the {Mode} loss ---", mode);
-        manual_seed((long)(Options.Seed & 0x7FFF_FFFF));
-        using var model = new Gpt(new GptConfig(Tokenizer.VocabularySize, Options.ContextLength, Options.Layers, Options.Heads, Options.Dim));
-        var trainerOptions = new TrainerOptions
-        {
-            Steps = Options.Steps,
-            LearningRate = Options.LearningRate,
-            WarmupSteps = Math.Max(1, Options.Steps / 20),
-            EvalInterval = 0,
-            LogInterval = Options.LogInterval,
-        };
-        using var trainer = new GptTrainer(model, trainerOptions);
-        var source = new ExampleBatches(examples, Options.BatchSize, padTokenId: 0, Options.Seed);
+        manual_seed(Options.Trainer.TorchSeed);
+        using var model = new Gpt(Options.Model with { VocabSize = Tokenizer.VocabularySize });
+        using var trainer = new GptTrainer(model, Options.Trainer);
+        var source = new ExampleBatches(examples, Options.Batch, padTokenId: 0, Options.Trainer.Seed);
         trainer.Fit(source, () => ExampleBatches.InOrder(heldOut, 64, padTokenId: 0), new FitOptions { Logger = logger });
         var perplexity = trainer.LastEvaluation!.Perplexity;
         var answers = AnswerEvaluation.Evaluate(model, builder, heldOutChats, Options.SamplesToShow);

@@ -14,32 +14,20 @@ public sealed record ChatSftOptions
     /// <summary>Each conversation has 1 to this many user/assistant exchanges.</summary>
     public int MaxExchanges { get; init; } = 2;
 
-    /// <summary>Optimiser steps per run.</summary>
-    public int Steps { get; init; } = 500;
+    /// <summary>
+    /// The model's shape: its context is also the longest example (older turns are dropped to fit); its vocabulary is
+    /// the tokenizer's, set when the model is built (0 until then).
+    /// </summary>
+    public GptConfig Model { get; init; } = new(VocabSize: 0, ContextLength: 128, Layers: 2, Heads: 4, Dim: 64);
+
+    /// <summary>
+    /// The trainer's settings (steps, peak learning rate, warm-up of a twentieth of the steps, log interval, and the seed
+    /// of the data, the initial weights and the batch order); one validation pass, at the end.
+    /// </summary>
+    public TrainerOptions Trainer { get; init; } = WithSteps(new TrainerOptions { LearningRate = 3e-3, EvalInterval = 0, LogInterval = 100, Seed = 1234 }, 500);
 
     /// <summary>Conversations per step.</summary>
-    public int BatchSize { get; init; } = 32;
-
-    /// <summary>Peak learning rate.</summary>
-    public double LearningRate { get; init; } = 3e-3;
-
-    /// <summary>Seed of the data, the model initialisation and the batch order.</summary>
-    public ulong Seed { get; init; } = 1234;
-
-    /// <summary>Model context (and the longest example; older turns are dropped to fit).</summary>
-    public int ContextLength { get; init; } = 128;
-
-    /// <summary>Transformer blocks.</summary>
-    public int Layers { get; init; } = 2;
-
-    /// <summary>Attention heads.</summary>
-    public int Heads { get; init; } = 4;
-
-    /// <summary>Model width.</summary>
-    public int Dim { get; init; } = 64;
-
-    /// <summary>Log a progress line every this many steps.</summary>
-    public int LogInterval { get; init; } = 100;
+    public int Batch { get; init; } = 32;
 
     /// <summary>How many greedy answers per run to show in the log.</summary>
     public int SamplesToShow { get; init; } = 4;
@@ -49,13 +37,9 @@ public sealed record ChatSftOptions
     {
         TrainConversations = 200,
         TestConversations = 16,
-        Steps = 30,
-        BatchSize = 8,
-        ContextLength = 128,
-        Layers = 1,
-        Heads = 2,
-        Dim = 32,
-        LogInterval = 10,
+        Model = new(VocabSize: 0, ContextLength: 128, Layers: 1, Heads: 2, Dim: 32),
+        Trainer = WithSteps(new ChatSftOptions().Trainer with { LogInterval = 10 }, 30),
+        Batch = 8,
         SamplesToShow = 2,
     };
 
@@ -72,9 +56,9 @@ public sealed record ChatSftOptions
         {
             options = args[i] switch
             {
-                "--quick" => Quick with { Seed = options.Seed },
-                "--steps" when i + 1 < args.Count && int.TryParse(args[i + 1], out int steps) => options with { Steps = steps },
-                "--seed" when i + 1 < args.Count && ulong.TryParse(args[i + 1], out ulong seed) => options with { Seed = seed },
+                "--quick" => Quick with { Trainer = Quick.Trainer with { Seed = options.Trainer.Seed } },
+                "--steps" when i + 1 < args.Count && int.TryParse(args[i + 1], out int steps) => options with { Trainer = WithSteps(options.Trainer, steps) },
+                "--seed" when i + 1 < args.Count && ulong.TryParse(args[i + 1], out ulong seed) => options with { Trainer = options.Trainer with { Seed = seed } },
                 _ => throw new UsageException($"Unknown or incomplete option \"{args[i]}\". {Usage}"),
             };
             if (args[i] is "--steps" or "--seed") i++;
@@ -97,9 +81,15 @@ public sealed record ChatSftOptions
             throw new ArgumentException($"TrainConversations and TestConversations must be at least 1, got {TrainConversations} and {TestConversations}.");
         if (MaxExchanges < 1)
             throw new ArgumentException($"MaxExchanges must be at least 1, got {MaxExchanges}.", nameof(MaxExchanges));
-        if (Steps < 1 || BatchSize < 1)
-            throw new ArgumentException($"Steps and BatchSize must be at least 1, got {Steps} and {BatchSize}.");
-        if (ContextLength < 2 * (SyntheticChats.MaxAnswerLength + 8))
-            throw new ArgumentException($"ContextLength must be at least {2 * (SyntheticChats.MaxAnswerLength + 8)} to hold a prompt and an answer, got {ContextLength}.", nameof(ContextLength));
+        if (Batch < 1)
+            throw new ArgumentException($"Batch must be at least 1, got {Batch}.", nameof(Batch));
+        if (Model.ContextLength < 2 * (SyntheticChats.MaxAnswerLength + 8))
+            throw new ArgumentException($"ContextLength must be at least {2 * (SyntheticChats.MaxAnswerLength + 8)} to hold a prompt and an answer, got {Model.ContextLength}.", nameof(Model));
+        // The vocabulary is the tokenizer's: any valid size stands in for it here.
+        (Model with { VocabSize = 2 }).Validate();
+        Trainer.Validate();
     }
+
+    /// <summary><paramref name="trainer"/> with <paramref name="steps"/> steps and a warm-up of a twentieth of them (at least one).</summary>
+    private static TrainerOptions WithSteps(TrainerOptions trainer, int steps) => trainer with { Steps = steps, WarmupSteps = Math.Max(1, steps / 20) };
 }

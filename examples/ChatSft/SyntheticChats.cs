@@ -92,14 +92,7 @@ public static class SyntheticChats
         };
     }
 
-    private static string Word(SplitMix64 random, int minLength, int maxLength)
-    {
-        int length = minLength + (int)random.NextInt64(maxLength - minLength + 1);
-        return string.Create(length, random, (span, r) =>
-        {
-            for (int i = 0; i < span.Length; i++) span[i] = (char)('a' + r.NextInt64(26));
-        });
-    }
+    private static string Word(SplitMix64 random, int minLength, int maxLength) => RandomWords.Next(random, minLength, maxLength);
 
     private static string Pick(SplitMix64 random, params string[] options) => options[random.NextInt64(options.Length)];
 }

@@ -22,7 +22,7 @@ public static class ExperimentReport
         Directory.CreateDirectory(outDir);
         var markdown = new StringBuilder()
             .AppendLine(CultureInfo.InvariantCulture, $"Label smoothing on {(options.Corpus is null ? "the embedded Markov corpus" : Path.GetFileName(options.Corpus))}: " +
-                $"{options.Layers}L/{options.Heads}H/{options.Dim}D, context {options.Context}, {options.Steps} steps of {options.Batch} windows, seed {options.Seed}; " +
+                $"{options.Model.Layers}L/{options.Model.Heads}H/{options.Model.Dim}D, context {options.Model.ContextLength}, {options.Trainer.Steps} steps of {options.Batch} windows, seed {options.Trainer.Seed}; " +
                 $"validation on the whole split (windows overlapping by one character); ECE over 15 equal-width bins; wall time {wallSeconds:F0} s.")
             .AppendLine()
             .Append(ResultsTable.Format(results))

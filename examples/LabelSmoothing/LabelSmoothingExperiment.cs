@@ -28,10 +28,10 @@ public sealed class LabelSmoothingExperiment(LabelSmoothingOptions options, ILog
     public IReadOnlyList<RunResult> Run()
     {
         Options.Validate();
-        var data = Data = CorpusData.Load(Options.Corpus, "char", Options.Context, (ulong)Options.Seed);
+        var data = Data = CorpusData.Load(Options.Corpus, "char", Options.Model.ContextLength, Options.Trainer.Seed);
         logger.LogInformation("corpus: {Corpus}; {Train:N0} training and {Val:N0} validation characters; vocabulary {Vocab}",
             data.Description, data.Train.Length, data.Validation.Length, data.VocabularySize);
-        using var validation = new ValidationText(data.Validation, Options.Context, Options.EvalBatch);
+        using var validation = new ValidationText(data.Validation, Options.Model.ContextLength, Options.EvalBatch);
         var results = new List<RunResult>();
         foreach (var setting in SmoothingSetting.All)
             results.Add(Train(setting, data, validation));
@@ -42,21 +42,17 @@ public sealed class LabelSmoothingExperiment(LabelSmoothingOptions options, ILog
 
     private RunResult Train(SmoothingSetting setting, CorpusData data, ValidationText validation)
     {
-        logger.LogInformation("training with {Setting} for {Steps} steps", setting.Name, Options.Steps);
+        logger.LogInformation("training with {Setting} for {Steps} steps", setting.Name, Options.Trainer.Steps);
         var watch = Stopwatch.StartNew();
-        manual_seed(Options.Seed);   // the same initial weights for every run
-        using var model = new Gpt(new GptConfig(data.VocabularySize, Options.Context, Options.Layers, Options.Heads, Options.Dim, Dropout: 0));
-        var trainerOptions = new TrainerOptions
+        manual_seed(Options.Trainer.TorchSeed);   // the same initial weights for every run
+        using var model = new Gpt(Options.Model with { VocabSize = data.VocabularySize });
+        var trainerOptions = Options.Trainer with
         {
-            Steps = Options.Steps,
-            LearningRate = Options.LearningRate,
-            WarmupSteps = Math.Min(Options.Warmup, Options.Steps),
+            WarmupSteps = Math.Min(Options.Trainer.WarmupSteps, Options.Trainer.Steps),
             Loss = setting.LossOptions,
-            EvalInterval = 0,   // one validation pass, at the end
-            LogInterval = Options.LogInterval,
         };
         using var trainer = new GptTrainer(model, trainerOptions);
-        using var batches = new RandomWindowBatches(data.Train, Options.Batch, Options.Context, (ulong)Options.Seed);
+        using var batches = new RandomWindowBatches(data.Train, Options.Batch, Options.Model.ContextLength, Options.Trainer.Seed);
         trainer.Fit(batches, validation, new FitOptions { Logger = logger });
         var final = trainer.LastEvaluation ?? throw new InvalidOperationException("The run ended without its validation pass.");
         return new RunResult(setting.Name, final.MeanNll, final.Calibration!, watch.Elapsed.TotalSeconds);

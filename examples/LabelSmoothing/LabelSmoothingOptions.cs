@@ -9,38 +9,20 @@ public sealed record LabelSmoothingOptions
     /// <summary>A text file to train on (characters are tokens); null trains on the embedded synthetic corpus, whose true distribution is known.</summary>
     public string? Corpus { get; init; }
 
-    /// <summary>Optimiser steps per run.</summary>
-    public int Steps { get; init; } = 1200;
+    /// <summary>The model's shape; its vocabulary is the corpus's, set when the corpus is read (0 until then).</summary>
+    public GptConfig Model { get; init; } = new(VocabSize: 0, ContextLength: 64, Layers: 4, Heads: 4, Dim: 128);
+
+    /// <summary>
+    /// The trainer's settings (steps, peak learning rate, warm-up, log interval, seed of the corpus, the initial weights
+    /// and the batch order); each run sets its own loss, and validates once, at the end.
+    /// </summary>
+    public TrainerOptions Trainer { get; init; } = new() { Steps = 1200, LearningRate = 3e-3, WarmupSteps = 100, EvalInterval = 0, LogInterval = 200, Seed = 1337 };
 
     /// <summary>Windows per step.</summary>
     public int Batch { get; init; } = 16;
 
-    /// <summary>Context window in characters.</summary>
-    public int Context { get; init; } = 64;
-
-    /// <summary>Transformer blocks.</summary>
-    public int Layers { get; init; } = 4;
-
-    /// <summary>Attention heads.</summary>
-    public int Heads { get; init; } = 4;
-
-    /// <summary>Model width.</summary>
-    public int Dim { get; init; } = 128;
-
-    /// <summary>Peak learning rate.</summary>
-    public double LearningRate { get; init; } = 3e-3;
-
-    /// <summary>Warm-up steps.</summary>
-    public int Warmup { get; init; } = 100;
-
-    /// <summary>Seed of the corpus, the model initialisation and the batch order (the same for every run).</summary>
-    public int Seed { get; init; } = 1337;
-
     /// <summary>Validation windows per model call.</summary>
     public int EvalBatch { get; init; } = 64;
-
-    /// <summary>Log a progress line every this many steps.</summary>
-    public int LogInterval { get; init; } = 200;
 
     /// <summary>torch threads; 0 keeps torch's default.</summary>
     public int Threads { get; init; }
@@ -51,14 +33,9 @@ public sealed record LabelSmoothingOptions
     /// <summary>A run small enough for a test: seconds, not minutes.</summary>
     public static LabelSmoothingOptions Quick { get; } = new()
     {
-        Steps = 30,
+        Model = new(VocabSize: 0, ContextLength: 32, Layers: 1, Heads: 2, Dim: 32),
+        Trainer = new LabelSmoothingOptions().Trainer with { Steps = 30, WarmupSteps = 5, LogInterval = 10 },
         Batch = 8,
-        Context = 32,
-        Layers = 1,
-        Heads = 2,
-        Dim = 32,
-        Warmup = 5,
-        LogInterval = 10,
     };
 
     /// <summary>The command-line usage.</summary>
@@ -80,9 +57,9 @@ public sealed record LabelSmoothingOptions
             options = args[i - 1] switch
             {
                 "--corpus" => options with { Corpus = value },
-                "--steps" => options with { Steps = Integer("--steps", value) },
+                "--steps" => options with { Trainer = options.Trainer with { Steps = Integer("--steps", value) } },
                 "--batch" => options with { Batch = Integer("--batch", value) },
-                "--seed" => options with { Seed = Integer("--seed", value) },
+                "--seed" => options with { Trainer = options.Trainer with { Seed = Seed(value) } },
                 "--threads" => options with { Threads = Integer("--threads", value) },
                 "--out" => options with { Out = value },
                 _ => throw new UsageException($"Unknown option \"{args[i - 1]}\". {Usage}"),
@@ -95,15 +72,26 @@ public sealed record LabelSmoothingOptions
     /// <summary>Throws a <see cref="UsageException"/> naming the first value out of range.</summary>
     public void Validate()
     {
-        if (Steps < 1) throw new UsageException($"--steps must be at least 1, got {Steps}.");
+        if (Trainer.Steps < 1) throw new UsageException($"--steps must be at least 1, got {Trainer.Steps}.");
         if (Batch < 1) throw new UsageException($"--batch must be at least 1, got {Batch}.");
-        if (Context < 2) throw new UsageException($"The context must be at least 2, got {Context}.");
         if (Threads < 0) throw new UsageException($"--threads must be 0 (torch's default) or more, got {Threads}.");
-        if (Layers < 1 || Heads < 1 || Dim < 1 || Dim % Heads != 0)
-            throw new UsageException($"The model needs layers, heads and a width divisible by the heads, got {Layers}, {Heads}, {Dim}.");
-        if (EvalBatch < 1 || LogInterval < 1 || Warmup < 0)
-            throw new UsageException($"EvalBatch and LogInterval must be at least 1 and Warmup at least 0, got {EvalBatch}, {LogInterval}, {Warmup}.");
+        if (EvalBatch < 1) throw new UsageException($"EvalBatch must be at least 1, got {EvalBatch}.");
+        try
+        {
+            // The vocabulary is the corpus's: any valid size stands in for it here.
+            (Model with { VocabSize = 2 }).Validate();
+            Trainer.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException(e.Message);
+        }
     }
+
+    private static ulong Seed(string value) =>
+        ulong.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out ulong parsed)
+            ? parsed
+            : throw new UsageException($"--seed needs a non-negative integer, got \"{value}\".");
 
     private static int Integer(string option, string value) =>
         int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int parsed)

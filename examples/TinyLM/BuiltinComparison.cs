@@ -27,7 +27,7 @@ public static class BuiltinComparison
     public const double GradientTolerance = 1e-4;
 
     /// <summary>Runs the comparison; <paramref name="model"/> is the TorchLoss copy, already initialised.</summary>
-    public static int Run(TinyLmOptions options, Gpt model, TrainerOptions trainerOptions, CorpusData data, string outDir, ILogger log, TextWriter output)
+    public static int Run(TinyLmOptions options, Gpt model, CorpusData data, string outDir, ILogger log, TextWriter output)
     {
         using var reference = new Gpt(model.Config);
         using (var weights = new MemoryStream())
@@ -36,22 +36,22 @@ public static class BuiltinComparison
             weights.Position = 0;
             reference.load(new BinaryReader(weights));
         }
-        using var builtinLoss = new BuiltinCrossEntropyLoss(options.LabelSmoothing);
-        using var causalLoss = new TokenCrossEntropy(CausalLMTrainingLoss.NextToken(options.LossOptions));
-        using var trainer = new GptTrainer(model, trainerOptions);
-        using var builtin = new GptTrainer(reference, trainerOptions, builtinLoss);
+        using var builtinLoss = new BuiltinCrossEntropyLoss(options.Trainer.Loss.LabelSmoothing);
+        using var causalLoss = new TokenCrossEntropy(CausalLMTrainingLoss.NextToken(options.Trainer.Loss));
+        using var trainer = new GptTrainer(model, options.Trainer);
+        using var builtin = new GptTrainer(reference, options.Trainer, builtinLoss);
         // Three sources with one seed draw the same batches: the trainer's, the drift copy's, and the check's.
-        using var batches = new RandomWindowBatches(data.Train, options.EffectiveBatch, options.Context, (ulong)options.Seed);
-        using var sameBatches = new RandomWindowBatches(data.Train, options.EffectiveBatch, options.Context, (ulong)options.Seed);
-        using var checkBatches = new RandomWindowBatches(data.Train, options.EffectiveBatch, options.Context, (ulong)options.Seed);
+        using var batches = new RandomWindowBatches(data.Train, options.Batch, options.Model.ContextLength, options.Trainer.Seed);
+        using var sameBatches = new RandomWindowBatches(data.Train, options.Batch, options.Model.ContextLength, options.Trainer.Seed);
+        using var checkBatches = new RandomWindowBatches(data.Train, options.Batch, options.Model.ContextLength, options.Trainer.Seed);
 
         var csv = new StringBuilder("step,loss_torchloss,loss_builtin,abs_delta_loss,max_abs_delta_grad,max_abs_grad,drift_loss_builtin_copy,drift_abs_delta_loss\n");
         double maxLossDelta = 0, maxGradDelta = 0, maxGradRelative = 0, maxDrift = 0, sumDrift = 0;
-        int stop = Math.Min(trainerOptions.Steps, options.StopAfter ?? trainerOptions.Steps);
+        int stop = Math.Min(options.Trainer.Steps, options.StopAfter ?? options.Trainer.Steps);
         var watch = System.Diagnostics.Stopwatch.StartNew();
         for (int step = 0; step < stop; step++)
         {
-            var check = CompareOnSameLogits(model, trainer.Loss, causalLoss, builtinLoss, checkBatches, trainerOptions.AccumulationSteps);
+            var check = CompareOnSameLogits(model, trainer.Loss, causalLoss, builtinLoss, checkBatches, options.Trainer.AccumulationSteps);
             maxLossDelta = Math.Max(maxLossDelta, check.LossDelta);
             maxGradDelta = Math.Max(maxGradDelta, check.GradDelta);
             maxGradRelative = Math.Max(maxGradRelative, check.GradDelta / Math.Max(check.GradMax, double.Epsilon));
@@ -66,7 +66,7 @@ public static class BuiltinComparison
             sumDrift += drift;
             csv.Append(CultureInfo.InvariantCulture,
                 $"{a.Step},{check.LossA:R},{check.LossB:R},{check.LossDelta:R},{check.GradDelta:R},{check.GradMax:R},{b.Loss:R},{drift:R}\n");
-            if (a.Step % trainerOptions.LogInterval == 0 || a.Step == stop)
+            if (a.Step % options.Trainer.LogInterval == 0 || a.Step == stop)
             {
                 log.LogInformation("step {Step}/{Steps} | same logits: TokenCrossEntropy (causal) {A:F6} | nn.CrossEntropyLoss {B:F6} | |Δloss| {Delta:E2} | max |Δgrad| {Grad:E2} | drift of the separately trained copy {Drift:E2}",
                     a.Step, stop, check.LossA, check.LossB, check.LossDelta, check.GradDelta, drift);
@@ -85,7 +85,7 @@ public static class BuiltinComparison
         bool agree = maxLossDelta <= LossTolerance && maxGradRelative <= GradientTolerance;
         Directory.CreateDirectory(outDir);
         AtomicFile.WriteAllText(Path.Combine(outDir, "compare.csv"), csv.ToString());
-        using var validation = new ValidationText(data.Validation, options.Context, options.EvalBatch);
+        using var validation = new ValidationText(data.Validation, options.Model.ContextLength, options.EvalBatch);
         var final = trainer.Evaluate(validation);
         var finalBuiltin = builtin.Evaluate(validation);
         double meanDrift = sumDrift / Math.Max(1, stop);

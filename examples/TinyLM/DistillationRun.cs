@@ -54,24 +54,24 @@ public sealed class DistillationRun : IDisposable
                 throw new UsageException("--distill-from source needs the embedded corpus with the char tokenizer: only there is the true next-character distribution known.");
             var teacher = new SourceTeacher(source, data.Tokenizer, data.VocabularySize);
             log.LogInformation("distilling from the source's exact next-character distributions: hard-label weight α = {Alpha}, τ = {Tau}", options.DistillAlpha, options.DistillTemperature);
-            return new DistillationRun("source", null, new DistillationTrainingLoss(batch => teacher.Logits(batch.Ids), options.DistillAlpha, distillation, options.LossOptions));
+            return new DistillationRun("source", null, new DistillationTrainingLoss(batch => teacher.Logits(batch.Ids), options.DistillAlpha, distillation, options.Trainer.Loss));
         }
 
         string path = Path.Combine(options.Teacher!, TinyLmApp.CheckpointFile);
         if (!File.Exists(path))
             throw new UsageException($"--teacher: there is no checkpoint at '{path}' (train the teacher with --out {options.Teacher} first).");
         var model = Checkpoint.LoadModel(path);
-        if (model.Config.VocabSize != data.VocabularySize || model.Config.ContextLength < options.Context)
+        if (model.Config.VocabSize != data.VocabularySize || model.Config.ContextLength < options.Model.ContextLength)
         {
             var config = model.Config;
             model.Dispose();
             throw new UsageException($"--teacher: the teacher in '{path}' has vocabulary {config.VocabSize} and context {config.ContextLength}; " +
-                $"this run needs vocabulary {data.VocabularySize} (same corpus and tokenizer) and a context of at least {options.Context}.");
+                $"this run needs vocabulary {data.VocabularySize} (same corpus and tokenizer) and a context of at least {options.Model.ContextLength}.");
         }
         model.eval();
         log.LogInformation("distilling from the teacher in {Path} ({Layers} layers, {Dim} dims, {Params:N0} parameters): hard-label weight α = {Alpha}, τ = {Tau}",
             path, model.Config.Layers, model.Config.Dim, model.ParameterCount, options.DistillAlpha, options.DistillTemperature);
-        return new DistillationRun("teacher", model, new DistillationTrainingLoss(batch => model.forward(batch.Ids), options.DistillAlpha, distillation, options.LossOptions));
+        return new DistillationRun("teacher", model, new DistillationTrainingLoss(batch => model.forward(batch.Ids), options.DistillAlpha, distillation, options.Trainer.Loss));
     }
 
     /// <summary>Adds one validation batch (scored once by the trainer's evaluator) to the current evaluation's totals.</summary>

@@ -17,32 +17,32 @@ public static class Program
     /// <summary>Runs TinyLM with <paramref name="args"/>, writing results to <paramref name="output"/> and errors to <paramref name="error"/>.</summary>
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
-        var d = new TinyLmOptions();
+        var d = TinyLmOptions.Embedded;
         var corpus = new Option<string?>("--corpus") { Description = "UTF-8 text file to train on (split 90/10 into train/validation). Default: the embedded synthetic corpus with a known entropy rate.", HelpName = "FILE" };
         var tokenizer = new Option<string>("--tokenizer") { Description = "char: one token per character; gpt2: GPT-2 BPE (Microsoft.ML.Tokenizers, offline).", DefaultValueFactory = _ => d.Tokenizer };
         tokenizer.AcceptOnlyFromAmong("char", "gpt2");
-        var layers = IntOption("--layers", "Transformer blocks.", d.Layers);
-        var heads = IntOption("--heads", "Attention heads per block (must divide --dim).", d.Heads);
-        var dim = IntOption("--dim", "Width of the residual stream.", d.Dim);
-        var context = IntOption("--context", "Context window in tokens (at least 2).", d.Context);
+        var layers = IntOption("--layers", "Transformer blocks.", d.Model.Layers);
+        var heads = IntOption("--heads", "Attention heads per block (must divide --dim).", d.Model.Heads);
+        var dim = IntOption("--dim", "Width of the residual stream.", d.Model.Dim);
+        var context = IntOption("--context", "Context window in tokens (at least 2).", d.Model.ContextLength);
         var batch = new Option<int?>("--batch") { Description = $"Windows per micro-batch. Default: {TinyLmOptions.Embedded.Batch} on the embedded corpus, {TinyLmOptions.File.Batch} on a file." };
-        var accumulation = IntOption("--accumulation", "Micro-batches per optimiser step (gradient accumulation, normalised by the step's token count).", d.Accumulation);
-        var steps = new Option<int?>("--steps") { Description = $"Optimiser steps. Default: {TinyLmOptions.Embedded.Steps} on the embedded corpus, {TinyLmOptions.File.Steps} on a file." };
-        var lr = new Option<double?>("--lr") { Description = $"Peak learning rate (after warm-up). Default: {TinyLmOptions.Embedded.LearningRate.ToString(System.Globalization.CultureInfo.InvariantCulture)} on the embedded corpus, {TinyLmOptions.File.LearningRate.ToString(System.Globalization.CultureInfo.InvariantCulture)} on a file." };
+        var accumulation = IntOption("--accumulation", "Micro-batches per optimiser step (gradient accumulation, normalised by the step's token count).", d.Trainer.AccumulationSteps);
+        var steps = new Option<int?>("--steps") { Description = $"Optimiser steps. Default: {TinyLmOptions.Embedded.Trainer.Steps} on the embedded corpus, {TinyLmOptions.File.Trainer.Steps} on a file." };
+        var lr = new Option<double?>("--lr") { Description = $"Peak learning rate (after warm-up). Default: {TinyLmOptions.Embedded.Trainer.LearningRate.ToString(System.Globalization.CultureInfo.InvariantCulture)} on the embedded corpus, {TinyLmOptions.File.Trainer.LearningRate.ToString(System.Globalization.CultureInfo.InvariantCulture)} on a file." };
         var minLr = new Option<double?>("--min-lr") { Description = "Learning rate at the end of the cosine decay. Default: --lr / 10." };
-        var warmup = IntOption("--warmup", "Linear warm-up steps.", d.Warmup);
-        var weightDecay = RealOption("--weight-decay", "AdamW weight decay (matrices and embeddings only).", d.WeightDecay);
-        var gradClip = RealOption("--grad-clip", "Clip the global gradient norm to this value (0 = off).", d.GradClip);
-        var dropout = RealOption("--dropout", "Dropout probability in [0, 1).", d.Dropout);
-        var labelSmoothing = RealOption("--label-smoothing", "Label smoothing ε in [0, 1).", d.LabelSmoothing);
-        var smoothing = new Option<string>("--smoothing") { Description = "Where smoothing mass goes: uniform (PyTorch's convention, over all classes) or other-classes (over the wrong classes only).", DefaultValueFactory = _ => d.Smoothing };
+        var warmup = IntOption("--warmup", "Linear warm-up steps (at most --steps).", d.Trainer.WarmupSteps);
+        var weightDecay = RealOption("--weight-decay", "AdamW weight decay (matrices and embeddings only).", d.Trainer.WeightDecay);
+        var gradClip = RealOption("--grad-clip", "Clip the global gradient norm to this value (0 = off).", d.Trainer.GradClip);
+        var dropout = RealOption("--dropout", "Dropout probability in [0, 1).", d.Model.Dropout);
+        var labelSmoothing = RealOption("--label-smoothing", "Label smoothing ε in [0, 1).", d.Trainer.Loss.LabelSmoothing);
+        var smoothing = new Option<string>("--smoothing") { Description = "Where smoothing mass goes: uniform (PyTorch's convention, over all classes) or other-classes (over the wrong classes only).", DefaultValueFactory = _ => TinyLmOptions.SmoothingName(d.Trainer.Loss.Smoothing) };
         smoothing.AcceptOnlyFromAmong("uniform", "other-classes");
-        var zLoss = RealOption("--z-loss", "z-loss weight (PaLM: 1e-4); 0 = off.", d.ZLoss);
-        var seed = new Option<int>("--seed") { Description = "Seed of the corpus (embedded), weights, data order, dropout and sampling: equal seeds give equal runs.", DefaultValueFactory = _ => d.Seed };
+        var zLoss = RealOption("--z-loss", "z-loss weight (PaLM: 1e-4); 0 = off.", d.Trainer.Loss.ZLossWeight);
+        var seed = new Option<ulong>("--seed") { Description = "Seed of the corpus (embedded), weights, data order, dropout and sampling: equal seeds give equal runs.", DefaultValueFactory = _ => d.Trainer.Seed };
         var evalInterval = new Option<int?>("--eval-interval") { Description = "Evaluate on the whole validation split every N steps (0 = only at the end). Default: a fifth of --steps." };
         var evalBatch = IntOption("--eval-batch", "Windows per validation batch.", d.EvalBatch);
-        var logInterval = IntOption("--log-interval", "Log a progress line every N steps.", d.LogInterval);
-        var checkpointInterval = IntOption("--checkpoint-interval", "Write a checkpoint every N steps (0 = only when the run stops).", d.CheckpointInterval);
+        var logInterval = IntOption("--log-interval", "Log a progress line every N steps.", d.Trainer.LogInterval);
+        var checkpointInterval = IntOption("--checkpoint-interval", "Write a checkpoint every N steps (0 = only when the run stops).", d.Trainer.CheckpointInterval);
         var outDir = new Option<string>("--out") { Description = "Output folder: checkpoint.bin, metrics.csv, loss.png, reliability.png, samples.txt, summary.json.", DefaultValueFactory = _ => d.Out, HelpName = "DIR" };
         var resume = new Option<bool>("--resume") { Description = "Continue the run whose checkpoint is in --out (give the same options)." };
         var stopAfter = new Option<int?>("--stop-after") { Description = "Stop after this step and leave a checkpoint; --resume continues (the schedule still spans --steps)." };
@@ -61,6 +61,32 @@ public static class Program
         var distillAlpha = RealOption("--distill-alpha", "When distilling, weight α of the hard-label loss: α·CE + (1 − α)·τ²·KL (0 = soft targets only).", d.DistillAlpha);
         var distillTemperature = RealOption("--distill-temperature", "When distilling, temperature τ > 0 softening teacher and student (--temperature is the sampling temperature).", d.DistillTemperature);
 
+        // The flags become one model config and one trainer config; unset values take the corpus's defaults.
+        TinyLmOptions Compose(ParseResult r)
+        {
+            var preset = TinyLmOptions.For(r.GetValue(corpus));
+            int stepCount = r.GetValue(steps) ?? preset.Trainer.Steps;
+            return preset with
+            {
+                Tokenizer = r.GetValue(tokenizer)!,
+                Model = preset.Model with { Layers = r.GetValue(layers), Heads = r.GetValue(heads), Dim = r.GetValue(dim), ContextLength = r.GetValue(context), Dropout = r.GetValue(dropout) },
+                Trainer = preset.Trainer with
+                {
+                    Steps = stepCount, LearningRate = r.GetValue(lr) ?? preset.Trainer.LearningRate, MinLearningRate = r.GetValue(minLr),
+                    WarmupSteps = Math.Min(r.GetValue(warmup), stepCount), WeightDecay = r.GetValue(weightDecay), GradClip = r.GetValue(gradClip),
+                    AccumulationSteps = r.GetValue(accumulation), Seed = r.GetValue(seed),
+                    Loss = new CrossEntropyOptions { LabelSmoothing = r.GetValue(labelSmoothing), Smoothing = TinyLmOptions.ParseSmoothing(r.GetValue(smoothing)!), ZLossWeight = r.GetValue(zLoss) },
+                    EvalInterval = r.GetValue(evalInterval) ?? TinyLmOptions.DefaultEvalInterval(stepCount), LogInterval = r.GetValue(logInterval),
+                    CheckpointInterval = r.GetValue(checkpointInterval),
+                },
+                Batch = r.GetValue(batch) ?? preset.Batch, EvalBatch = r.GetValue(evalBatch), Out = r.GetValue(outDir)!, Resume = r.GetValue(resume),
+                StopAfter = r.GetValue(stopAfter), CompareBuiltin = r.GetValue(compareBuiltin), Prompt = r.GetValue(prompt),
+                SampleTokens = r.GetValue(sampleTokens), Temperature = r.GetValue(temperature), TopK = r.GetValue(topK), FusedHead = r.GetValue(fusedHead), Threads = r.GetValue(threads),
+                InitFrom = r.GetValue(initFrom), Export = r.GetValue(export),
+                DistillFrom = r.GetValue(distillFrom), Teacher = r.GetValue(teacher), DistillAlpha = r.GetValue(distillAlpha), DistillTemperature = r.GetValue(distillTemperature),
+            };
+        }
+
         var root = new RootCommand("TinyLM: train a tiny GPT language model with TorchLoss and watch its loss and perplexity fall.")
         {
             corpus, tokenizer, layers, heads, dim, context, batch, accumulation, steps, lr, minLr, warmup, weightDecay, gradClip,
@@ -70,20 +96,7 @@ public static class Program
         };
         root.SetAction(r =>
         {
-            var options = new TinyLmOptions
-            {
-                Corpus = r.GetValue(corpus), Tokenizer = r.GetValue(tokenizer)!, Layers = r.GetValue(layers), Heads = r.GetValue(heads),
-                Dim = r.GetValue(dim), Context = r.GetValue(context), Batch = r.GetValue(batch), Accumulation = r.GetValue(accumulation),
-                Steps = r.GetValue(steps), LearningRate = r.GetValue(lr), MinLearningRate = r.GetValue(minLr), Warmup = r.GetValue(warmup),
-                WeightDecay = r.GetValue(weightDecay), GradClip = r.GetValue(gradClip), Dropout = r.GetValue(dropout),
-                LabelSmoothing = r.GetValue(labelSmoothing), Smoothing = r.GetValue(smoothing)!, ZLoss = r.GetValue(zLoss), Seed = r.GetValue(seed),
-                EvalInterval = r.GetValue(evalInterval), EvalBatch = r.GetValue(evalBatch), LogInterval = r.GetValue(logInterval),
-                CheckpointInterval = r.GetValue(checkpointInterval), Out = r.GetValue(outDir)!, Resume = r.GetValue(resume),
-                StopAfter = r.GetValue(stopAfter), CompareBuiltin = r.GetValue(compareBuiltin), Prompt = r.GetValue(prompt),
-                SampleTokens = r.GetValue(sampleTokens), Temperature = r.GetValue(temperature), TopK = r.GetValue(topK), FusedHead = r.GetValue(fusedHead), Threads = r.GetValue(threads),
-                InitFrom = r.GetValue(initFrom), Export = r.GetValue(export),
-                DistillFrom = r.GetValue(distillFrom), Teacher = r.GetValue(teacher), DistillAlpha = r.GetValue(distillAlpha), DistillTemperature = r.GetValue(distillTemperature),
-            };
+            var options = Compose(r);
             var problems = options.Validate();
             if (problems.Count > 0)
             {

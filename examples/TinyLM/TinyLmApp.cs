@@ -34,20 +34,19 @@ public static class TinyLmApp
         CheckCombinations(options);
         using var init = OpenInitialWeights(options);
         if (init is not null)
-            options = options with { Layers = init.Config.Layers, Heads = init.Config.Heads, Dim = init.Config.Dim, Context = init.Config.BlockSize };
-        var data = CorpusData.Load(options.Corpus, options.Tokenizer, options.Context, (ulong)options.Seed);
+            options = options with { Model = options.Model with { Layers = init.Config.Layers, Heads = init.Config.Heads, Dim = init.Config.Dim, ContextLength = init.Config.BlockSize } };
+        var data = CorpusData.Load(options.Corpus, options.Tokenizer, options.Model.ContextLength, options.Trainer.Seed);
         int[] prompt = EncodePrompt(options, data);
         var run = new RunPaths(options);
         if (options.Resume && !File.Exists(run.Checkpoint))
             throw new UsageException($"--resume: there is no checkpoint at '{run.Checkpoint}'.");
-        var config = new GptConfig(data.VocabularySize, options.Context, options.Layers, options.Heads, options.Dim, options.Dropout);
-        var trainerOptions = TrainerOptionsOf(options);
+        var config = options.Model with { VocabSize = data.VocabularySize };
         LogCorpus(log, data, options);
 
         // Teachers are built before the student is seeded: building a model draws from torch's generator.
         using var distillation = DistillationRun.Create(options, data, log);
         using var source = SourceMeasurement.For(data, options.Tokenizer);
-        manual_seed(options.Seed);
+        manual_seed(options.Trainer.TorchSeed);
         using var model = new Gpt(config);
         if (init is not null)
             LoadInitialWeights(model, init, data, log);
@@ -55,11 +54,11 @@ public static class TinyLmApp
             config.Layers, config.Heads, config.Dim, config.ContextLength, config.VocabSize, model.ParameterCount, get_num_threads(), TorchBackend.OpenMpWaitPolicy ?? "default");
 
         if (options.CompareBuiltin)
-            return BuiltinComparison.Run(options, model, trainerOptions, data, run.Directory, log, output);
+            return BuiltinComparison.Run(options, model, data, run.Directory, log, output);
 
-        using var fusedLoss = options.FusedHead ? new FusedHeadTrainingLoss(options.LossOptions) : null;
-        using var trainer = new GptTrainer(model, trainerOptions, (ITrainingLoss?)fusedLoss ?? distillation?.Loss);
-        using var validation = new ValidationText(data.Validation, options.Context, options.EvalBatch);
+        using var fusedLoss = options.FusedHead ? new FusedHeadTrainingLoss(options.Trainer.Loss) : null;
+        using var trainer = new GptTrainer(model, options.Trainer, (ITrainingLoss?)fusedLoss ?? distillation?.Loss);
+        using var validation = new ValidationText(data.Validation, options.Model.ContextLength, options.EvalBatch);
         var final = TrainAndEvaluate(trainer, options, data, run, validation, distillation, source, log);
 
         string samples = Sample(model, data.Tokenizer, prompt, options);
@@ -90,7 +89,7 @@ public static class TinyLmApp
     {
         if (!options.CompareBuiltin)
             return;
-        if (options.ZLoss > 0 || options.Smoothing == "other-classes")
+        if (options.Trainer.Loss.ZLossWeight > 0 || options.Trainer.Loss.Smoothing == SmoothingKind.OtherClasses)
             throw new UsageException("--compare-builtin compares against nn.CrossEntropyLoss, which has neither z-loss nor other-classes smoothing; drop --z-loss / --smoothing other-classes.");
         if (options.FusedHead)
             throw new UsageException("--compare-builtin compares the plain head's logits with nn.CrossEntropyLoss; drop --fused-head.");
@@ -98,34 +97,6 @@ public static class TinyLmApp
             throw new UsageException("--compare-builtin always trains both copies from scratch; it cannot be combined with --resume.");
         if (options.Export is not null)
             throw new UsageException("--compare-builtin trains two copies; --export exports the model of an ordinary run. Drop one of them.");
-    }
-
-    /// <summary>The trainer's hyper-parameters the options describe.</summary>
-    private static TrainerOptions TrainerOptionsOf(TinyLmOptions options)
-    {
-        var trainerOptions = new TrainerOptions
-        {
-            Steps = options.EffectiveSteps,
-            LearningRate = options.EffectiveLearningRate,
-            MinLearningRate = options.MinLearningRate,
-            WarmupSteps = Math.Min(options.Warmup, options.EffectiveSteps),
-            WeightDecay = options.WeightDecay,
-            GradClip = options.GradClip,
-            AccumulationSteps = options.Accumulation,
-            Loss = options.LossOptions,
-            EvalInterval = options.EffectiveEvalInterval,
-            LogInterval = options.LogInterval,
-            CheckpointInterval = options.CheckpointInterval,
-        };
-        try
-        {
-            trainerOptions.Validate();
-        }
-        catch (ArgumentException e)
-        {
-            throw new UsageException($"the options do not make a valid training run: {e.Message}");
-        }
-        return trainerOptions;
     }
 
     private static void LogCorpus(ILogger log, CorpusData data, TinyLmOptions options)
@@ -137,7 +108,7 @@ public static class TinyLmApp
         log.LogInformation("source entropy rate H = {H:F4} nats/char: no model can do better; perplexity floor exp(H) = {Floor:F4}",
             source.EntropyRate, Math.Exp(source.EntropyRate));
         log.LogInformation("on windows of {Context} characters that start without history the floor is {Windowed:F4} nats/char (the first {K} predictions of each window see fewer than {Order} characters)",
-            options.Context, source.WindowedFloor(options.Context), source.Order - 1, source.Order);
+            options.Model.ContextLength, source.WindowedFloor(options.Model.ContextLength), source.Order - 1, source.Order);
     }
 
     private static void LoadInitialWeights(Gpt model, ImportedWeights init, CorpusData data, ILogger log)
@@ -158,7 +129,7 @@ public static class TinyLmApp
     private static EvaluationResult TrainAndEvaluate(GptTrainer trainer, TinyLmOptions options, CorpusData data, RunPaths run,
         ValidationText validation, DistillationRun? distillation, SourceMeasurement? source, ILogger log)
     {
-        using var batches = new RandomWindowBatches(data.Train, options.EffectiveBatch, options.Context, (ulong)options.Seed);
+        using var batches = new RandomWindowBatches(data.Train, options.Batch, options.Model.ContextLength, options.Trainer.Seed);
         string fingerprint = options.Fingerprint();
         if (options.Resume)
             Resume(trainer, batches, run.Checkpoint, fingerprint, log);
@@ -286,7 +257,7 @@ public static class TinyLmApp
         ImportedWeights init;
         try
         {
-            init = ImportedWeights.Open(path, options.Heads);
+            init = ImportedWeights.Open(path, options.Model.Heads);
         }
         catch (Exception e) when (e is InvalidDataException or IOException)
         {
@@ -340,7 +311,7 @@ public static class TinyLmApp
         {
             extra["entropy_rate"] = source.EntropyRate;
             extra["perplexity_floor"] = Math.Exp(source.EntropyRate);
-            extra["windowed_floor"] = source.WindowedFloor(options.Context);
+            extra["windowed_floor"] = source.WindowedFloor(options.Model.ContextLength);
             extra["gap_to_entropy_rate"] = final.MeanNll - source.EntropyRate;
         }
         if (measured?.Last is { } exact)
@@ -373,7 +344,7 @@ public static class TinyLmApp
 
     private static string Sample(Gpt model, Tokenizer tokenizer, int[] promptIds, TinyLmOptions options)
     {
-        using var generator = new Generator((ulong)options.Seed);
+        using var generator = new Generator(options.Trainer.Seed);
         using var scope = NewDisposeScope();
         var ids = tensor(promptIds.Select(i => (long)i).ToArray()).unsqueeze(0);
         var result = model.Generate(ids, options.SampleTokens, options.Temperature, options.TopK, generator);
@@ -381,5 +352,5 @@ public static class TinyLmApp
     }
 
     private static string Describe(TinyLmOptions options) =>
-        (options.Corpus is null ? "the embedded Markov corpus" : Path.GetFileName(options.Corpus)) + $" ({options.Layers}L/{options.Heads}H/{options.Dim}D, context {options.Context})";
+        (options.Corpus is null ? "the embedded Markov corpus" : Path.GetFileName(options.Corpus)) + $" ({options.Model.Layers}L/{options.Model.Heads}H/{options.Model.Dim}D, context {options.Model.ContextLength})";
 }

@@ -1,9 +1,14 @@
 using System.Globalization;
+using TinyGpt;
 using TorchLoss;
 
 namespace TinyLM;
 
-/// <summary>Everything the command line sets; <see cref="Program"/> documents each option in <c>--help</c>.</summary>
+/// <summary>
+/// Everything the command line sets, composed of the model's shape (<see cref="Model"/>), the trainer's settings
+/// (<see cref="Trainer"/>) and what only TinyLM has (corpus, batch, outputs, sampling, distillation); each setting has one
+/// name and one type. <see cref="Program"/> documents each option in <c>--help</c>.
+/// </summary>
 public sealed record TinyLmOptions
 {
     /// <summary>UTF-8 text to train on; null = the embedded synthetic corpus.</summary>
@@ -12,74 +17,46 @@ public sealed record TinyLmOptions
     /// <summary>"char" or "gpt2".</summary>
     public string Tokenizer { get; init; } = "char";
 
-    /// <summary>Transformer blocks.</summary>
-    public int Layers { get; init; } = 4;
+    /// <summary>
+    /// The model's shape (<c>--layers</c>, <c>--heads</c>, <c>--dim</c>, <c>--context</c>, <c>--dropout</c>); its vocabulary
+    /// is the tokenizer's, set when the corpus is read (0 until then).
+    /// </summary>
+    public GptConfig Model { get; init; } = new(VocabSize: 0, ContextLength: 64, Layers: 4, Heads: 4, Dim: 128, Dropout: 0);
 
-    /// <summary>Attention heads per block.</summary>
-    public int Heads { get; init; } = 4;
+    /// <summary>
+    /// The trainer's settings: steps, learning rates and warm-up, weight decay, clipping, accumulation, the loss
+    /// (<c>--label-smoothing</c>, <c>--smoothing</c>, <c>--z-loss</c>), evaluation, log and checkpoint intervals, and the
+    /// seed of the corpus (embedded), weights, data order, dropout and sampling.
+    /// </summary>
+    public TrainerOptions Trainer { get; init; } = new() { Steps = 800, LearningRate = 2e-3, EvalInterval = 160, Seed = 1337 };
 
-    /// <summary>Width of the residual stream.</summary>
-    public int Dim { get; init; } = 128;
-
-    /// <summary>Context window in tokens.</summary>
-    public int Context { get; init; } = 64;
-
-    /// <summary>Windows per micro-batch; null = 12 on a corpus file (nanoGPT's CPU recipe), <see cref="Embedded"/>'s on the embedded corpus.</summary>
-    public int? Batch { get; init; }
-
-    /// <summary>Micro-batches per optimiser step.</summary>
-    public int Accumulation { get; init; } = 1;
-
-    /// <summary>Optimiser steps; null = 2000 on a corpus file, <see cref="Embedded"/>'s on the embedded corpus.</summary>
-    public int? Steps { get; init; }
-
-    /// <summary>Peak learning rate; null = <see cref="File"/>'s or <see cref="Embedded"/>'s.</summary>
-    public double? LearningRate { get; init; }
+    /// <summary>Windows per micro-batch.</summary>
+    public int Batch { get; init; } = 24;
 
     /// <summary>Defaults on the embedded corpus: tuned to get within 0.05 nats/char of its entropy rate in under two minutes on 2 cores.</summary>
-    public static (int Steps, int Batch, double LearningRate) Embedded => (800, 24, 2e-3);
+    public static TinyLmOptions Embedded { get; } = new();
 
-    /// <summary>Defaults on a corpus file: nanoGPT's CPU recipe for tiny Shakespeare (batch 12, 2000 steps).</summary>
-    public static (int Steps, int Batch, double LearningRate) File => (2000, 12, 3e-3);
+    /// <summary>Defaults on a corpus file: nanoGPT's CPU recipe for tiny Shakespeare (batch 12, 2000 steps, peak learning rate 3e-3).</summary>
+    public static TinyLmOptions File { get; } = new()
+    {
+        Trainer = Embedded.Trainer with { Steps = 2000, LearningRate = 3e-3, EvalInterval = 2000 / 5 },
+        Batch = 12,
+    };
 
-    /// <summary>Final learning rate of the cosine decay; null = a tenth of the peak.</summary>
-    public double? MinLearningRate { get; init; }
+    /// <summary>The defaults for <paramref name="corpus"/>: <see cref="File"/>'s for a file, <see cref="Embedded"/>'s for null.</summary>
+    public static TinyLmOptions For(string? corpus) => corpus is null ? Embedded : File with { Corpus = corpus };
 
-    /// <summary>Warm-up steps.</summary>
-    public int Warmup { get; init; } = 100;
+    /// <summary>The default evaluation interval of a run of <paramref name="steps"/> steps: a fifth of them.</summary>
+    public static int DefaultEvalInterval(int steps) => Math.Max(1, steps / 5);
 
-    /// <summary>AdamW weight decay.</summary>
-    public double WeightDecay { get; init; } = 0.1;
+    /// <summary><c>--smoothing</c>'s values: "uniform" (PyTorch's convention) and "other-classes".</summary>
+    public static SmoothingKind ParseSmoothing(string value) => value == "other-classes" ? SmoothingKind.OtherClasses : SmoothingKind.Uniform;
 
-    /// <summary>Gradient-norm clip (0 = off).</summary>
-    public double GradClip { get; init; } = 1.0;
-
-    /// <summary>Dropout probability.</summary>
-    public double Dropout { get; init; }
-
-    /// <summary>Label smoothing ε.</summary>
-    public double LabelSmoothing { get; init; }
-
-    /// <summary>How smoothing mass is spread: "uniform" (PyTorch) or "other-classes".</summary>
-    public string Smoothing { get; init; } = "uniform";
-
-    /// <summary>z-loss weight.</summary>
-    public double ZLoss { get; init; }
-
-    /// <summary>Seed of weights, data order, dropout and sampling.</summary>
-    public int Seed { get; init; } = 1337;
-
-    /// <summary>Validate on the whole validation split every this many steps (0 = only at the end); null = a fifth of the steps.</summary>
-    public int? EvalInterval { get; init; }
+    /// <summary><c>--smoothing</c>'s value for <paramref name="kind"/>.</summary>
+    public static string SmoothingName(SmoothingKind kind) => kind == SmoothingKind.OtherClasses ? "other-classes" : "uniform";
 
     /// <summary>Windows per validation batch.</summary>
     public int EvalBatch { get; init; } = 64;
-
-    /// <summary>Log every this many steps.</summary>
-    public int LogInterval { get; init; } = 100;
-
-    /// <summary>Checkpoint every this many steps (0 = only when the run stops).</summary>
-    public int CheckpointInterval { get; init; }
 
     /// <summary>Output folder.</summary>
     public string Out { get; init; } = Path.Combine("runs", "tinylm");
@@ -87,7 +64,7 @@ public sealed record TinyLmOptions
     /// <summary>Continue from the checkpoint in <see cref="Out"/>.</summary>
     public bool Resume { get; init; }
 
-    /// <summary>Stop after this step, leaving a checkpoint (the schedule still spans <see cref="Steps"/>).</summary>
+    /// <summary>Stop after this step, leaving a checkpoint (the schedule still spans <see cref="TrainerOptions.Steps"/>).</summary>
     public int? StopAfter { get; init; }
 
     /// <summary>Train a second copy with TorchSharp's built-in cross-entropy and compare.</summary>
@@ -126,33 +103,11 @@ public sealed record TinyLmOptions
     /// <summary>Intra-op threads for torch (0 = torch's default, one per core).</summary>
     public int Threads { get; init; }
 
-    /// <summary>Weights to start from (safetensors or a PyTorch state_dict); their shape replaces <see cref="Layers"/>, <see cref="Heads"/>, <see cref="Dim"/> and <see cref="Context"/>.</summary>
+    /// <summary>Weights to start from (safetensors or a PyTorch state_dict); their shape replaces <see cref="Model"/>'s layers, heads, width and context.</summary>
     public string? InitFrom { get; init; }
 
     /// <summary>Folder to export the trained model to for PyTorch (<see cref="TinyGpt.GptExport"/>); null = no export.</summary>
     public string? Export { get; init; }
-
-    private (int Steps, int Batch, double LearningRate) Preset => Corpus is null ? Embedded : File;
-
-    /// <summary>The step count this run uses.</summary>
-    public int EffectiveSteps => Steps ?? Preset.Steps;
-
-    /// <summary>The batch size this run uses.</summary>
-    public int EffectiveBatch => Batch ?? Preset.Batch;
-
-    /// <summary>The peak learning rate this run uses.</summary>
-    public double EffectiveLearningRate => LearningRate ?? Preset.LearningRate;
-
-    /// <summary>The evaluation interval this run uses.</summary>
-    public int EffectiveEvalInterval => EvalInterval ?? Math.Max(1, EffectiveSteps / 5);
-
-    /// <summary>The loss options the flags describe.</summary>
-    public CrossEntropyOptions LossOptions => new()
-    {
-        LabelSmoothing = LabelSmoothing,
-        Smoothing = Smoothing == "other-classes" ? SmoothingKind.OtherClasses : SmoothingKind.Uniform,
-        ZLossWeight = ZLoss,
-    };
 
     /// <summary>Every out-of-range value, each named by its command-line option; empty when all are valid.</summary>
     public IReadOnlyList<string> Validate()
@@ -169,29 +124,29 @@ public sealed record TinyLmOptions
             if (!ok)
                 problems.Add($"{name} must be in {(includeMinimum ? "[" : "(")}{minimum.ToString(CultureInfo.InvariantCulture)}, {(double.IsPositiveInfinity(maximum) ? "∞" : maximum.ToString(CultureInfo.InvariantCulture))}), got {value.ToString(CultureInfo.InvariantCulture)}.");
         }
-        AtLeast("--layers", Layers, 1);
-        AtLeast("--heads", Heads, 1);
-        AtLeast("--dim", Dim, 1);
-        if (Heads >= 1 && Dim >= 1 && Dim % Heads != 0)
-            problems.Add($"--dim ({Dim}) must be a multiple of --heads ({Heads}).");
-        AtLeast("--context", Context, 2);
-        AtLeast("--batch", EffectiveBatch, 1);
-        AtLeast("--accumulation", Accumulation, 1);
-        if (Steps is { } steps)
-            AtLeast("--steps", steps, 1);
-        InRange("--lr", EffectiveLearningRate, 0, double.PositiveInfinity, includeMinimum: false);
-        if (MinLearningRate is { } min && !(min >= 0 && min <= EffectiveLearningRate))
-            problems.Add($"--min-lr must be in [0, --lr = {EffectiveLearningRate.ToString(CultureInfo.InvariantCulture)}], got {min.ToString(CultureInfo.InvariantCulture)}.");
-        AtLeast("--warmup", Warmup, 0);
-        InRange("--weight-decay", WeightDecay, 0, double.PositiveInfinity);
-        InRange("--grad-clip", GradClip, 0, double.PositiveInfinity);
-        InRange("--dropout", Dropout, 0, 1);
-        InRange("--label-smoothing", LabelSmoothing, 0, 1);
-        InRange("--z-loss", ZLoss, 0, double.PositiveInfinity);
-        AtLeast("--eval-interval", EffectiveEvalInterval, 0);
+        var (model, trainer, loss) = (Model, Trainer, Trainer.Loss);
+        AtLeast("--layers", model.Layers, 1);
+        AtLeast("--heads", model.Heads, 1);
+        AtLeast("--dim", model.Dim, 1);
+        if (model.Heads >= 1 && model.Dim >= 1 && model.Dim % model.Heads != 0)
+            problems.Add($"--dim ({model.Dim}) must be a multiple of --heads ({model.Heads}).");
+        AtLeast("--context", model.ContextLength, 2);
+        AtLeast("--batch", Batch, 1);
+        AtLeast("--accumulation", trainer.AccumulationSteps, 1);
+        AtLeast("--steps", trainer.Steps, 1);
+        InRange("--lr", trainer.LearningRate, 0, double.PositiveInfinity, includeMinimum: false);
+        if (trainer.MinLearningRate is { } min && !(min >= 0 && min <= trainer.LearningRate))
+            problems.Add($"--min-lr must be in [0, --lr = {trainer.LearningRate.ToString(CultureInfo.InvariantCulture)}], got {min.ToString(CultureInfo.InvariantCulture)}.");
+        AtLeast("--warmup", trainer.WarmupSteps, 0);
+        InRange("--weight-decay", trainer.WeightDecay, 0, double.PositiveInfinity);
+        InRange("--grad-clip", trainer.GradClip, 0, double.PositiveInfinity);
+        InRange("--dropout", model.Dropout, 0, 1);
+        InRange("--label-smoothing", loss.LabelSmoothing, 0, 1);
+        InRange("--z-loss", loss.ZLossWeight, 0, double.PositiveInfinity);
+        AtLeast("--eval-interval", trainer.EvalInterval, 0);
         AtLeast("--eval-batch", EvalBatch, 1);
-        AtLeast("--log-interval", LogInterval, 1);
-        AtLeast("--checkpoint-interval", CheckpointInterval, 0);
+        AtLeast("--log-interval", trainer.LogInterval, 1);
+        AtLeast("--checkpoint-interval", trainer.CheckpointInterval, 0);
         if (StopAfter is { } stop)
             AtLeast("--stop-after", stop, 1);
         AtLeast("--sample-tokens", SampleTokens, 0);
@@ -201,6 +156,17 @@ public sealed record TinyLmOptions
         if (!(DistillAlpha >= 0 && DistillAlpha <= 1))
             problems.Add($"--distill-alpha must be in [0, 1], got {DistillAlpha.ToString(CultureInfo.InvariantCulture)}.");
         InRange("--distill-temperature", DistillTemperature, 0, double.PositiveInfinity, includeMinimum: false);
+        if (problems.Count == 0)
+        {
+            try
+            {
+                trainer.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                problems.Add($"the options do not make a valid training run: {e.Message}");
+            }
+        }
         return problems;
     }
 
@@ -210,9 +176,10 @@ public sealed record TinyLmOptions
     /// </summary>
     public string Fingerprint() => string.Join(' ',
         $"corpus={(Corpus is null ? "(embedded)" : Path.GetFullPath(Corpus))}", $"tokenizer={Tokenizer}",
-        $"layers={Layers}", $"heads={Heads}", $"dim={Dim}", $"context={Context}", $"batch={EffectiveBatch}", $"accumulation={Accumulation}",
-        $"steps={EffectiveSteps}", $"lr={EffectiveLearningRate:R}", $"min-lr={MinLearningRate:R}", $"warmup={Warmup}", $"weight-decay={WeightDecay:R}",
-        $"grad-clip={GradClip:R}", $"dropout={Dropout:R}", $"label-smoothing={LabelSmoothing:R}", $"smoothing={Smoothing}", $"z-loss={ZLoss:R}",
-        $"seed={Seed}", $"eval-interval={EffectiveEvalInterval}") +
+        $"layers={Model.Layers}", $"heads={Model.Heads}", $"dim={Model.Dim}", $"context={Model.ContextLength}", $"batch={Batch}",
+        $"accumulation={Trainer.AccumulationSteps}", $"steps={Trainer.Steps}", $"lr={Trainer.LearningRate:R}", $"min-lr={Trainer.MinLearningRate:R}",
+        $"warmup={Trainer.WarmupSteps}", $"weight-decay={Trainer.WeightDecay:R}", $"grad-clip={Trainer.GradClip:R}", $"dropout={Model.Dropout:R}",
+        $"label-smoothing={Trainer.Loss.LabelSmoothing:R}", $"smoothing={SmoothingName(Trainer.Loss.Smoothing)}", $"z-loss={Trainer.Loss.ZLossWeight:R}",
+        $"seed={Trainer.Seed}", $"eval-interval={Trainer.EvalInterval}") +
         (Distilling ? $" distill-from={DistillFrom ?? Path.GetFullPath(Teacher!)} distill-alpha={DistillAlpha:R} distill-temperature={DistillTemperature:R}" : "");
 }

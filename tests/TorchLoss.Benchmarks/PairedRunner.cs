@@ -25,9 +25,19 @@ public static class PairedRunner
                 var ratios = times[i].Zip(times[0], (a, b) => a / b).ToList();
                 output.WriteLine($"| {c.Name} | {c.Variants[i].Name} | {FormatMilliseconds(Median(times[i]))} | {Median(ratios):F3} | {Quantile(ratios, 0.25):F3}–{Quantile(ratios, 0.75):F3} | {times[i].Count} |");
             }
+            foreach (var (of, to) in c.Ratios ?? [])
+            {
+                int a = IndexOf(c, of), b = IndexOf(c, to);
+                var ratios = times[a].Zip(times[b], (x, y) => x / y).ToList();
+                output.WriteLine($"| {c.Name} | {of} / {to} | | {Median(ratios):F3} | {Quantile(ratios, 0.25):F3}–{Quantile(ratios, 0.75):F3} | {ratios.Count} |");
+            }
             output.Flush();
         }
     }
+
+    private static int IndexOf(Case c, string variant) =>
+        c.Variants.Select((v, i) => (v, i)).FirstOrDefault(p => p.v.Name == variant, (null!, -1)).Item2 is int i and >= 0
+            ? i : throw new ArgumentException($"Case {c.Name} has no variant '{variant}'.", nameof(variant));
 
     private const int WarmUpCalls = 200;
     private const double WarmUpSeconds = 0.5;

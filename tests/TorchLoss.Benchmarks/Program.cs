@@ -11,6 +11,10 @@ using TorchLoss.Benchmarks;
 //   --paired --dispatch-grid [--round-budget S] [--min-logits L] [--max-logits L] [--min-rounds R] [--epsilon E]  fused vs libtorch vs Auto over N × V: the evidence for Auto's size rule
 //   --memory [--quick]   peak resident memory per variant, each in its own child process
 //   --distill             with --paired or --memory: the forward-KL distillation cases instead of cross-entropy
+//   --fallback [--small]  with --paired or --memory: the libtorch fallback path (CE ε ∈ {0, 0.1}, three divergences) vs
+//                         torch's own code at N=4096, V=32000, or (--small) at N ∈ {64, 512}, V ∈ {2, 65, 1000}
+//   --in-place            with --paired or --memory: GradientInPlace vs the built-in and one copy of the logits
+//   --preference          with --paired or --memory: the preference-head cases (ChunkedLinearPreferenceLoss vs composed)
 //   --case TEXT           with --paired or --memory: only the cases whose name contains TEXT
 //   anything else        BenchmarkDotNet, e.g. --filter '*TargetCase*' (add --quick for fewer iterations)
 // Before anything touches libtorch: passive OpenMP waits, as TinyLM opts in to them, so the timings are what its users get.
@@ -18,7 +22,10 @@ var waits = TorchBackend.UsePassiveOpenMpWaits();
 TorchBackend.EnsureLoaded();
 if (MemoryRunner.TryRunAsChild(args)) return;
 bool quick = args.Contains("--quick");
-var cases = args.Contains("--distill") ? Cases.DistillationTargets()
+var cases = args.Contains("--fallback") ? (args.Contains("--small") ? Cases.FallbackSmall().ToList() : Cases.FallbackTargets())
+    : args.Contains("--in-place") ? Cases.InPlaceTargets()
+    : args.Contains("--distill") ? Cases.DistillationTargets()
+    : args.Contains("--preference") ? Cases.PreferenceTargets()
     : args.Contains("--threshold") ? Cases.ThresholdScan().ToList()
     : quick ? Cases.Targets() : Cases.Targets().Concat(Cases.Grid()).ToList();
 // --case TEXT: only the cases whose name contains TEXT (e.g. --case "CE N=4096 V=32000 eps=0.1").

@@ -110,7 +110,7 @@ public static class Checkpoint
         trainer.Model.load(reader);
     }
 
-    /// <summary>The trainer's counters, its history (one row per step) and the optimiser's moments.</summary>
+    /// <summary>The trainer's counters, its <see cref="TrainingHistory"/> and the optimiser's moments.</summary>
     private static void WriteTrainer(BinaryWriter writer, GptTrainer trainer)
     {
         writer.Write(trainer.Step);
@@ -121,20 +121,7 @@ public static class Checkpoint
         writer.Write(totals.Tokens);
         writer.Write(totals.NllSum);
         writer.Write(totals.SkippedBatches);
-        writer.Write(trainer.History.Count);
-        foreach (var row in trainer.History)
-        {
-            writer.Write(row.Step);
-            writer.Write(row.LearningRate);
-            writer.Write(row.TrainLoss);
-            writer.Write(row.TrainSeconds);
-            writer.Write(row.EvalSeconds);
-            foreach (var value in (double?[])[row.ValLoss, row.ValAccuracy, row.ValEce, row.ValConfidence])
-            {
-                writer.Write(value.HasValue);
-                writer.Write(value ?? 0);
-            }
-        }
+        trainer.History.Write(writer);
         trainer.SaveOptimizer(writer);
     }
 
@@ -145,30 +132,9 @@ public static class Checkpoint
         double trainingSeconds = reader.ReadDouble();
         double evaluationSeconds = reader.ReadDouble();
         var totals = new PerplexitySnapshot(Updates: reader.ReadInt64(), Tokens: reader.ReadInt64(), NllSum: reader.ReadDouble(), SkippedBatches: reader.ReadInt64());
-        var rows = new MetricsRow[reader.ReadInt32()];
-        for (int i = 0; i < rows.Length; i++)
-        {
-            int rowStep = reader.ReadInt32();
-            double lr = reader.ReadDouble();
-            double train = reader.ReadDouble();
-            double trainSeconds = reader.ReadDouble();
-            double evalSeconds = reader.ReadDouble();
-            rows[i] = new MetricsRow(rowStep, lr, train, ReadOptional(reader), trainSeconds, evalSeconds)
-            {
-                ValAccuracy = ReadOptional(reader),
-                ValEce = ReadOptional(reader),
-                ValConfidence = ReadOptional(reader),
-            };
-        }
+        var rows = TrainingHistory.Read(reader);
         trainer.Restore(step, trainingSeconds, evaluationSeconds, totals, rows);
         trainer.LoadOptimizer(reader);
-    }
-
-    private static double? ReadOptional(BinaryReader reader)
-    {
-        bool has = reader.ReadBoolean();
-        double value = reader.ReadDouble();
-        return has ? value : null;
     }
 
     /// <summary>The file's contents without the hash, once the hash says they are exactly what was written.</summary>

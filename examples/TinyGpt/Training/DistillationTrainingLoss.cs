@@ -80,7 +80,7 @@ public sealed class DistillationTrainingLoss : ITrainingLoss, IDisposable
     /// <see cref="PerplexityEvaluator"/> scored), so a validation pass runs the model once for every metric.
     /// </summary>
     /// <param name="logits">The model's logits [B, T, V] for <paramref name="batch"/>'s ids.</param>
-    /// <param name="batch">The ids, the unshifted labels and the mask of the positions to count (label t+1 counted at t).</param>
+    /// <param name="batch">The ids, the unshifted labels and their mask (true = the token is scored; label t+1 is scored at position t).</param>
     public void Observe(Tensor logits, TrainingBatch batch)
     {
         ArgumentNullException.ThrowIfNull(logits);

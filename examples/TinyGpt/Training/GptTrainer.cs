@@ -15,7 +15,7 @@ namespace TinyGpt;
 public sealed class GptTrainer : IDisposable
 {
     private readonly AdamW optimizer;
-    private readonly List<MetricsRow> history = [];
+    private readonly TrainingHistory history = new();
     private readonly CausalLMTrainingLoss? ownedLoss;
     private readonly PerplexityTracker trainPerplexity;
 
@@ -76,8 +76,8 @@ public sealed class GptTrainer : IDisposable
     /// <summary>Tokens trained on so far.</summary>
     public long TrainTokens => TrainTotals.Tokens;
 
-    /// <summary>One row per step done so far, with validation results at evaluation steps (kept across checkpoints).</summary>
-    public IReadOnlyList<MetricsRow> History => history;
+    /// <summary>One row per step done so far, with validation results at evaluation steps (stored in checkpoints).</summary>
+    public TrainingHistory History => history;
 
     /// <summary>The latest validation result, if any.</summary>
     public EvaluationResult? LastEvaluation { get; private set; }
@@ -274,14 +274,7 @@ public sealed class GptTrainer : IDisposable
                 LastEvaluation = evaluation;
                 progress.Evaluated(Step, evaluation);
                 fit.OnEvaluation?.Invoke(Step, evaluation);
-                history[^1] = history[^1] with
-                {
-                    ValLoss = evaluation.MeanNll,
-                    ValAccuracy = evaluation.Calibration?.Accuracy,
-                    ValEce = evaluation.Calibration?.Ece,
-                    ValConfidence = evaluation.Calibration?.MeanConfidence,
-                    EvalSeconds = EvaluationSeconds,
-                };
+                history.AddEvaluation(evaluation, EvaluationSeconds);
             }
 
             bool last = Step == stopAt;
@@ -309,8 +302,7 @@ public sealed class GptTrainer : IDisposable
         TrainingSeconds = trainingSeconds;
         EvaluationSeconds = evaluationSeconds;
         trainPerplexity.Restore(totals);
-        history.Clear();
-        history.AddRange(rows);
+        history.Replace(rows);
         LastEvaluation = null;
     }
 

@@ -44,6 +44,15 @@ public sealed record TrainerOptions
     /// <summary>Write a checkpoint every this many steps (and after the last) when a path is given; 0 = only at the end.</summary>
     public int CheckpointInterval { get; init; }
 
+    /// <summary>
+    /// Seed of the run: the initial weights (through <see cref="TorchSeed"/>), the data order and dropout. Equal seeds
+    /// give equal runs. The trainer itself draws nothing from it; the programs that build the model and the batches do.
+    /// </summary>
+    public ulong Seed { get; init; } = 1337;
+
+    /// <summary><see cref="Seed"/> as torch's <c>manual_seed</c> takes it (non-negative: the top bit is dropped).</summary>
+    public long TorchSeed => (long)(Seed & long.MaxValue);
+
     /// <summary>Throws an <see cref="ArgumentException"/> naming the first value out of range.</summary>
     public void Validate()
     {

@@ -8,6 +8,7 @@ namespace TorchLoss;
 /// have <see cref="CrossEntropyOptions.Causal"/> set. Kept for existing code; new code says causal the one way the
 /// whole library does, in the options.
 /// </summary>
+[Obsolete("Use TokenCrossEntropy with new CrossEntropyOptions { Causal = true }, and CrossEntropyOptions.CountTokens for the token count.")]
 public sealed class CausalLMLoss : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly TokenCrossEntropy _loss;

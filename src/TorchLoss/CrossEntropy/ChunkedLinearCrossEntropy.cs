@@ -105,7 +105,7 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
     /// <exception cref="ArgumentException">Shapes, dtypes, devices, target values or class weights are invalid.</exception>
     public LossResult Compute(Tensor hidden, Tensor weight, Tensor target, Tensor? lossMask = null, long? normalizer = null, Tensor? bias = null)
     {
-        CheckHead(hidden, weight, bias);
+        CheckHead(hidden, weight, bias, nameof(ChunkedLinearCrossEntropy));
         if (Causal) InputChecks.CheckSequenceBatch(hidden, nameof(hidden), "d");
         InputChecks.CheckNormalizer(normalizer, Options.Reduction);
         using var scope = NewDisposeScope();
@@ -135,8 +135,12 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
         return FusedCrossEntropyPath.Result(loss, call, tokenCount, targets.PerTokenShape).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The head's shape and dtype checks, and with <paramref name="cpuOnly"/> its device check; shared with <see cref="Metrics.ChunkedHeadMetrics"/>.</summary>
-    internal static void CheckHead(Tensor hidden, Tensor weight, Tensor? bias, bool cpuOnly = true)
+    /// <summary>
+    /// The head's inputs: floating hidden [..., d], weight [V, d] and bias [V] of its dtype, and with <paramref name="cpuOnly"/>
+    /// all on the CPU (<paramref name="module"/> names the caller). Shared with <see cref="Metrics.ChunkedHeadMetrics"/> and
+    /// <see cref="ChunkedLinearPreferenceLoss"/>.
+    /// </summary>
+    internal static void CheckHead(Tensor hidden, Tensor weight, Tensor? bias, string module, bool cpuOnly = true)
     {
         ArgumentNullException.ThrowIfNull(hidden);
         ArgumentNullException.ThrowIfNull(weight);
@@ -162,7 +166,7 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
         foreach (var (t, name) in new[] { (hidden, nameof(hidden)), (weight, nameof(weight)), (bias, nameof(bias)) })
         {
             if (cpuOnly && t is not null && t.device_type != DeviceType.CPU)
-                throw new ArgumentException($"ChunkedLinearCrossEntropy runs on the CPU only, but {name} is on {t.device}.", name);
+                throw new ArgumentException($"{module} runs on the CPU only, but {name} is on {t.device}.", name);
         }
     }
 }

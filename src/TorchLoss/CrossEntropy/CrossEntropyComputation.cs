@@ -41,7 +41,7 @@ internal static class CrossEntropyComputation
         {
             // libtorch's fused kernel; the mask is folded into the ignore index so it needs nothing else.
             var target = targets.Target;
-            var torchTarget = target.masked_fill(counted.logical_not(), options.IgnoreIndex);
+            var torchTarget = targets.OnlyIgnoreIndex ? target : target.masked_fill(counted.logical_not(), options.IgnoreIndex);
             perToken = F.cross_entropy(x, torchTarget, weights, ignore_index: options.IgnoreIndex, reduction: nn.Reduction.None, label_smoothing: epsilon);
             if (epsilon == 0 && options.ZLossWeight == 0 && weights is null)
             {

@@ -67,9 +67,10 @@ public sealed class DistillationLoss : nn.Module<Tensor, Tensor, Tensor>
         long classes = studentLogits.shape[^1];
         var student = studentLogits.reshape(-1, classes);
         var teacher = teacherLogits.detach().reshape(-1, classes);
-        var counted = TargetPreparation.CountedPositions(positions, lossMask, Options.Causal, student.device);
+        // Null when every position counts (no mask, not causal): the composed path then needs no masking at all.
+        var counted = TargetPreparation.MaskedPositions(positions, lossMask, Options.Causal, student.device);
         var result = FusedDistillationPath.IsSelected(student, teacher, Options)
-            ? FusedDistillationPath.Compute(student, teacher, counted, Options, normalizer, positions)
+            ? FusedDistillationPath.Compute(student, teacher, counted ?? ones(student.size(0), ScalarType.Bool), Options, normalizer, positions)
             : DistillationComputation.Compute(student, teacher, counted, Options, normalizer, positions);
         return result.MoveToOuterDisposeScope();
     }

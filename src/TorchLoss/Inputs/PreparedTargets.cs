@@ -18,10 +18,16 @@ internal sealed record PreparedTargets(Tensor Target, Tensor Counted, double[]? 
     public bool IsSoft => Target.dim() == 2;
 
     /// <summary>
+    /// True when <see cref="Counted"/> is exactly "<see cref="Target"/> is not the ignore index" (no loss mask), so
+    /// the targets can go to libtorch's <c>ignore_index</c> without folding a mask in.
+    /// </summary>
+    public bool OnlyIgnoreIndex { get; init; }
+
+    /// <summary>
     /// What <see cref="torch.nn.Reduction.Mean"/> divides Σ loss by, as torch does: Σ w[target] of counted tokens for
     /// weighted class-index targets, the number of counted rows otherwise; 1 when nothing is counted, so the mean is 0.
     /// </summary>
     public Tensor MeanDenominator(Tensor tokenCount) => TargetWeightSum is null
-        ? LossReduction.CountDenominator(tokenCount).to(ScalarType.Float64)
+        ? LossReduction.CountDenominator(tokenCount)
         : TargetWeightSum.masked_fill(tokenCount.eq(0), 1);
 }

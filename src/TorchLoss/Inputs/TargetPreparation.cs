@@ -1,3 +1,4 @@
+using TorchLoss.Kernels;
 using TorchSharp;
 using static TorchLoss.InputChecks;
 using static TorchSharp.torch;
@@ -36,7 +37,10 @@ internal static class TargetPreparation
         var target64 = target.dtype == ScalarType.Int64 ? target : target.to(ScalarType.Int64);
         CheckTargetRange(target64, spec);
         var flatTarget = (spec.Causal ? Shift(target64, spec.IgnoreIndex) : target64).reshape(-1);
-        var counted = Counted(flatTarget, MaskedPositions(positions, lossMask, spec.Causal, target.device), spec.IgnoreIndex);
+        // Without a mask the ignore index alone decides (the shift already put it on each row's last position): no
+        // mask tensor, and the loss can hand the targets to libtorch as they are.
+        var masked = lossMask is null ? null : MaskedPositions(positions, lossMask, spec.Causal, target.device);
+        var counted = Counted(flatTarget, masked, spec.IgnoreIndex);
         Tensor? weightSum = null;
         if (spec.ClassWeights is not null)
         {
@@ -44,7 +48,7 @@ internal static class TargetPreparation
             weightSum = w.index_select(0, flatTarget.masked_fill(counted.logical_not(), 0)).masked_fill(counted.logical_not(), 0).sum();
             CheckCountedWeights(weightSum, counted, spec);
         }
-        return new PreparedTargets(flatTarget, counted, spec.ClassWeights, weightSum, positions);
+        return new PreparedTargets(flatTarget, counted, spec.ClassWeights, weightSum, positions) { OnlyIgnoreIndex = masked is null };
     }
 
     /// <summary>
@@ -56,7 +60,7 @@ internal static class TargetPreparation
         MaskedPositions(positions, lossMask, causal, device) ?? ones(positions.Aggregate(1L, (a, b) => a * b), ScalarType.Bool, device);
 
     /// <summary><see cref="CountedPositions"/>, or null when every position counts (no mask, not causal): one tensor less per call.</summary>
-    private static Tensor? MaskedPositions(long[] positions, Tensor? lossMask, bool causal, Device device)
+    public static Tensor? MaskedPositions(long[] positions, Tensor? lossMask, bool causal, Device device)
     {
         if (!causal)
             return lossMask?.reshape(-1);
@@ -146,16 +150,42 @@ internal static class TargetPreparation
     }
 
     /// <summary>
+    /// The flat index of the first int64 target outside [0, C) that is not the ignore index, or −1: one scan of the
+    /// values in place, which on the CPU costs less than the call overhead of the tensor operations that would do it
+    /// (a dominant part of a small batch's loss).
+    /// </summary>
+    private static unsafe long FirstOutOfRangeOnCpu(Tensor target, TargetSpec spec)
+    {
+        var values = target.is_contiguous() ? target : target.contiguous();
+        long* data = TensorMemory.Pointer<long>(values);
+        long count = values.numel();
+        ulong classes = (ulong)spec.Classes;
+        for (long i = 0; i < count; i++)
+        {
+            long v = data[i];
+            if ((ulong)v >= classes && v != spec.IgnoreIndex) return i;   // a negative v is a huge unsigned value
+        }
+        return -1;
+    }
+
+    /// <summary><see cref="FirstOutOfRangeOnCpu"/> with tensor operations, for accelerators; reads the answer back.</summary>
+    private static long FirstOutOfRange(Tensor target, TargetSpec spec)
+    {
+        var bad = (target.lt(0) | target.ge(spec.Classes)) & target.ne(spec.IgnoreIndex);
+        return bad.any().item<bool>() ? bad.flatten().nonzero()[0, 0].item<long>() : -1;
+    }
+
+    /// <summary>
     /// Every target is the ignore index or a class in [0, C). Reading the answer syncs with the device, so on
     /// accelerators it runs only when asked for.
     /// </summary>
     private static void CheckTargetRange(Tensor target, TargetSpec spec)
     {
-        if (target.device_type != DeviceType.CPU && !spec.CheckOnAccelerator) return;
+        bool onCpu = target.device_type == DeviceType.CPU;
+        if (!onCpu && !spec.CheckOnAccelerator) return;
         using var scope = NewDisposeScope();
-        var bad = (target.lt(0) | target.ge(spec.Classes)) & target.ne(spec.IgnoreIndex);
-        if (!bad.any().item<bool>()) return;
-        long position = bad.flatten().nonzero()[0, 0].item<long>();
+        long position = onCpu ? FirstOutOfRangeOnCpu(target, spec) : FirstOutOfRange(target, spec);
+        if (position < 0) return;
         long value = target.flatten()[position].item<long>();
         throw new ArgumentException(
             $"{spec.TargetName} holds {value} at index {Shape(Unravel(position, target.shape))}, outside [0, {spec.Classes}) and not the ignore index {spec.IgnoreIndex}.",

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using Wanted = TorchLoss.Kernels.HeadWanted;
 
 namespace TorchLoss.Kernels;
 
@@ -113,34 +114,16 @@ internal sealed class ChunkedLinearCrossEntropyFunction : autograd.SingleTensorF
 
     private static Tensor? OwnView(Tensor? stored) => stored is null ? null : PrecomputedGradient.OwnView(stored);
 
-    /// <summary>
-    /// The gradients as libtorch expressions of the inputs, for a backward that records a graph (<c>create_graph</c>):
-    /// this materialises the [N, V] logits, as the plain head would, but gives right higher derivatives.
-    /// </summary>
+    /// <summary>The gradients of a backward that records a graph (<c>create_graph</c>); see <see cref="ChunkedHeadSweep.DifferentiableGradients"/>.</summary>
     private static (Tensor? Hidden, Tensor? Weight, Tensor? Bias) DifferentiableGradients(
-        Tensor hidden, Tensor weight, Tensor? bias, Tensor targets, Tensor counted, FusedCrossEntropyCall call, Wanted wanted, Tensor factor)
-    {
-        var logits = nn.functional.linear(hidden, weight, bias);
-        var gradLogits = CrossEntropyGradientExpression.Build(
-            logits, targets, counted, call.Epsilon, call.ZLossWeight, call.PerRow ? factor.unsqueeze(1) : factor * call.Scale, call.ClassWeights);
-        return (
-            wanted.Hidden ? gradLogits.mm(weight) : null,
-            wanted.Weight ? gradLogits.t().mm(hidden) : null,
-            wanted.Bias ? gradLogits.sum(dim: 0) : null);
-    }
+        Tensor hidden, Tensor weight, Tensor? bias, Tensor targets, Tensor counted, FusedCrossEntropyCall call, Wanted wanted, Tensor factor) =>
+        ChunkedHeadSweep.DifferentiableGradients(hidden, weight, bias, targets, counted, call, wanted, call.PerRow ? factor.unsqueeze(1) : factor * call.Scale);
 
     private static Tensor Outer(Tensor? gradient) => gradient?.MoveToOuterDisposeScope()!;
 
-    private readonly record struct Wanted(bool Hidden, bool Weight, bool Bias)
-    {
-        public static Wanted None => default;
-
-        public bool Any => Hidden || Weight || Bias;
-    }
-
     /// <summary>
-    /// One pass over the row chunks: losses into the row spans and, where wanted, the three gradients, built by
-    /// <see cref="HeadGradientAccumulator"/> from each chunk's softmax (columns below <paramref name="filter"/>/V skipped).
+    /// One pass over the row chunks (<see cref="ChunkedHeadSweep.Sweep"/>) with the cross-entropy's row factors:
+    /// losses into the row spans and, where wanted, the three gradients.
     /// </summary>
     private static (Tensor? Hidden, Tensor? Weight, Tensor? Bias) Sweep(
         Tensor hidden, Tensor weight, Tensor? bias, Tensor targets, Tensor counted, FusedCrossEntropyCall call, long chunkRows, double filter,
@@ -148,21 +131,9 @@ internal sealed class ChunkedLinearCrossEntropyFunction : autograd.SingleTensorF
     {
         long rows = hidden.shape[0];
         long classes = weight.shape[0];
-        var weightT = weight.t();
-        using var buffer = empty([Math.Min(chunkRows, rows), classes], hidden.dtype, hidden.device);
+        var chunks = ChunkedHeadSweep.RowChunks(rows, chunkRows);
         if (!wanted.Any)
-        {
-            for (long start = 0; start < rows; start += chunkRows)
-            {
-                long length = Math.Min(chunkRows, rows - start);
-                using var scope = NewDisposeScope();
-                var logits = Logits(buffer, hidden.narrow(0, start, length), weightT, bias);
-                int from = (int)start, count = (int)length;
-                FusedCrossEntropyFunction.RunKernel(logits, targets.narrow(0, start, length), counted.narrow(0, start, length), null,
-                    rowLoss.AsSpan(from, count), rowNll.AsSpan(from, count), rowZLoss.AsSpan(from, count), call, gradientScale);
-            }
-            return (null, null, null);
-        }
+            return ChunkedHeadSweep.Sweep(hidden, weight, bias, targets, counted, call, chunks, chunkRows, filter, wanted, null, rowLoss, rowNll, rowZLoss);
 
         var target = targets.data<long>().ToArray();
         var isCounted = counted.data<bool>().ToArray();
@@ -170,53 +141,27 @@ internal sealed class ChunkedLinearCrossEntropyFunction : autograd.SingleTensorF
         var classWeights = call.ClassWeights;
         double weightTotal = classWeights?.Sum() ?? classes;
         double epsilonPerClass = call.Epsilon / classes;
-        var rowLse = new double[rows];
-        using var gradients = new HeadGradientAccumulator(hidden, weight, bias, wanted.Hidden, wanted.Weight, wanted.Bias,
-            classWeights, smoothing: call.Epsilon != 0, cutoff: filter / classes);
-        for (long start = 0; start < rows; start += chunkRows)
+        var result = ChunkedHeadSweep.Sweep(hidden, weight, bias, targets, counted, call, chunks, chunkRows, filter, wanted, Factors, rowLoss, rowNll, rowZLoss);
+        LastActiveFraction = ChunkedHeadSweep.LastActiveFraction;
+        return result;
+
+        void Factors(HeadSegment[] chunk, double[] rowLse, Span<double> f, Span<double> s, Span<double> a)
         {
-            long length = Math.Min(chunkRows, rows - start);
-            using var scope = NewDisposeScope();
-            var h = hidden.narrow(0, start, length);
-            var logits = Logits(buffer, h, weightT, bias);
-            int from = (int)start, count = (int)length;
-            // Turns the chunk's logits into its softmax in place.
-            FusedCrossEntropyFunction.RunKernel(
-                logits, targets.narrow(0, start, length), counted.narrow(0, start, length), logits,
-                rowLoss.AsSpan(from, count), rowNll.AsSpan(from, count), rowZLoss.AsSpan(from, count),
-                call, 1.0, null, rowLse.AsSpan(from, count));
-            var f = new double[count];
-            var s = new double[count];
-            var a = new double[count];
-            var safeTarget = new long[count];
-            for (int i = 0; i < count; i++)
+            long from = chunk[0].Start;
+            for (int i = 0; i < chunk[0].Length; i++)
             {
-                int row = from + i;
+                long row = from + i;
                 if (!isCounted[row]) continue;
-                safeTarget[i] = target[row];
                 double r = gradientScale * (scales?[row] ?? 1.0);
                 double targetWeight = classWeights?[target[row]] ?? 1.0;
                 f[i] = r * ((1 - call.Epsilon) * targetWeight + epsilonPerClass * weightTotal + 2 * call.ZLossWeight * rowLse[row]);
                 s[i] = r * epsilonPerClass;
                 a[i] = r * (1 - call.Epsilon) * targetWeight;
             }
-            gradients.AddChunk(start, h, logits, f, s, a, safeTarget);
         }
-        gradients.Finish();
-        LastActiveFraction = gradients.TotalColumns == 0 ? 1 : (double)gradients.ActiveColumns / gradients.TotalColumns;
-        return (gradients.Hidden, gradients.Weight, gradients.Bias);
     }
 
     /// <summary>The fraction of (chunk, column) pairs the last gradient sweep on this thread kept: 1 without filtering.</summary>
     [ThreadStatic]
     internal static double LastActiveFraction;
-
-    /// <summary>The chunk's logits h·weightᵀ (+ bias), written into the front of <paramref name="buffer"/>.</summary>
-    private static Tensor Logits(Tensor buffer, Tensor h, Tensor weightT, Tensor? bias)
-    {
-        var logits = buffer.narrow(0, 0, h.shape[0]);
-        logits.addmm_(h, weightT, beta: 0, alpha: 1);
-        if (bias is not null) logits.add_(bias);
-        return logits;
-    }
 }

@@ -3,7 +3,10 @@ namespace TorchLoss.Metrics;
 /// <summary>Options of a <see cref="CalibrationTracker"/>, fixed when it is constructed.</summary>
 public sealed record CalibrationOptions
 {
-    /// <summary>Number of equal-width confidence bins over [0, 1] for ECE, MCE and reliability diagrams (15, as torchmetrics).</summary>
+    /// <summary>
+    /// Number of equal-width confidence bins over [0, 1] for ECE, MCE and reliability diagrams (15, as torchmetrics);
+    /// 1 to 2^24 (finer bins than that cannot tell float32 confidences apart). See <see cref="CalibrationTracker"/> for the exact edges.
+    /// </summary>
     public int Bins { get; init; } = 15;
 
     /// <summary>k of the top-k accuracy: a token counts as correct when it is among the k most probable classes.</summary>
@@ -22,10 +25,15 @@ public sealed record CalibrationOptions
     /// <summary>The defaults: 15 bins, top-5, ignore index -100, aligned targets.</summary>
     public static CalibrationOptions Default { get; } = new();
 
+    // Float32 confidences near 1 are 2^-24 apart, and ConfidenceBins.Edges is exact below 2^29.
+    private const int MaxBins = 1 << 24;
+
     internal void Validate()
     {
         if (Bins < 1)
             throw new ArgumentException($"Bins must be at least 1, got {Bins}.", nameof(Bins));
+        if (Bins > MaxBins)
+            throw new ArgumentException($"Bins must be at most {MaxBins}: finer bins cannot tell float32 confidences apart; got {Bins}.", nameof(Bins));
         if (TopK < 1)
             throw new ArgumentException($"TopK must be at least 1, got {TopK}.", nameof(TopK));
     }

@@ -7,7 +7,14 @@ namespace TorchLoss.Metrics;
 /// confidence, entropy, Brier score, ECE, MCE, reliability bins) is derived from them, so a snapshot serialised
 /// with System.Text.Json and handed to <see cref="CalibrationTracker.Restore"/> resumes exactly.
 /// </summary>
-/// <param name="Bins">Number of equal-width confidence bins.</param>
+/// <remarks>
+/// The per-bin arrays have <see cref="Bins"/> entries, bin b covering float32 confidences c with e_b ≤ c &lt; e_(b+1),
+/// e_b = b/M correctly rounded to float32 (see <see cref="CalibrationTracker"/>); tokens of confidence exactly 1 are counted apart
+/// (<see cref="CertainTokens"/>, torchmetrics' extra bin), so that <see cref="Ece"/> and <see cref="Mce"/> follow
+/// torchmetrics' definition (binned on version-independent edges, see <see cref="CalibrationTracker"/>) while <see cref="ReliabilityBins"/> still has <see cref="Bins"/> bins. JSON written before the certain
+/// tokens were counted apart has no such fields; it reads with zeros there (those tokens stay in the last bin).
+/// </remarks>
+/// <param name="Bins">Number of equal-width confidence bins, M.</param>
 /// <param name="TopK">k of <see cref="TopKAccuracy"/>.</param>
 /// <param name="Updates">Number of updates folded in.</param>
 /// <param name="Tokens">Counted tokens: not ignored, not masked, with finite logits.</param>
@@ -17,13 +24,17 @@ namespace TorchLoss.Metrics;
 /// <param name="EntropySum">Σ predictive entropy −Σ_c p_c ln p_c over counted tokens, in nats.</param>
 /// <param name="BrierSum">Σ over counted tokens of the multi-class Brier score Σ_c (p_c − 1[c = target])².</param>
 /// <param name="SkippedRows">Tokens that would have been counted but whose logits held NaN or ±∞; left out of every total.</param>
-/// <param name="BinCounts">Counted tokens per confidence bin.</param>
+/// <param name="BinCounts">Counted tokens per confidence bin (M entries), those of confidence exactly 1 not included.</param>
 /// <param name="BinConfidenceSums">Σ top-1 probability per bin.</param>
 /// <param name="BinCorrect">Counted tokens per bin whose top-1 prediction was right.</param>
+/// <param name="CertainTokens">Counted tokens whose top-1 probability, as float32, is exactly 1 (torchmetrics' bin M).</param>
+/// <param name="CertainConfidenceSum">Σ top-1 probability of those tokens (in float64; below <paramref name="CertainTokens"/> by at most 2^-25 each).</param>
+/// <param name="CertainCorrect">Those tokens whose top-1 prediction was right.</param>
 public sealed record CalibrationSnapshot(
     int Bins, int TopK, long Updates, long Tokens, long Top1Correct, long TopKCorrect,
     double ConfidenceSum, double EntropySum, double BrierSum, long SkippedRows,
-    long[] BinCounts, double[] BinConfidenceSums, long[] BinCorrect)
+    long[] BinCounts, double[] BinConfidenceSums, long[] BinCorrect,
+    long CertainTokens = 0, double CertainConfidenceSum = 0, long CertainCorrect = 0)
 {
     /// <summary>Share of counted tokens whose top-1 prediction was right; NaN with zero tokens.</summary>
     [JsonIgnore]
@@ -51,28 +62,37 @@ public sealed record CalibrationSnapshot(
 
     /// <summary>
     /// Expected calibration error, L1 form (Guo et al. 2017; torchmetrics' <c>CalibrationError(norm="l1")</c>):
-    /// Σ_b (n_b / N) |accuracy_b − confidence_b| over the confidence bins; NaN with zero tokens.
+    /// Σ_b (n_b / N) |accuracy_b − confidence_b| over the M bins and the bin of confidence exactly 1; NaN with zero tokens.
     /// </summary>
     [JsonIgnore]
-    public double Ece
-    {
-        get
-        {
-            double sum = 0;
-            for (int b = 0; b < BinCounts.Length; b++) sum += Math.Abs(BinCorrect[b] - BinConfidenceSums[b]);
-            return sum / Tokens;
-        }
-    }
+    public double Ece => ErrorBins().Sum(b => Math.Abs(b.Correct - b.ConfidenceSum)) / Tokens;
 
-    /// <summary>Maximum calibration error: the largest |accuracy_b − confidence_b| over non-empty bins; NaN with zero tokens.</summary>
+    /// <summary>
+    /// Maximum calibration error (torchmetrics' <c>norm="max"</c>): the largest |accuracy_b − confidence_b| over the
+    /// non-empty bins, the bin of confidence exactly 1 included; NaN with zero tokens.
+    /// </summary>
     [JsonIgnore]
-    public double Mce => Tokens == 0 ? double.NaN : ReliabilityBins().Where(b => b.Count > 0).Max(b => Math.Abs(b.Accuracy - b.MeanConfidence));
+    public double Mce => Tokens == 0 ? double.NaN : ErrorBins().Where(b => b.Count > 0).Max(b => Math.Abs(b.Correct - b.ConfidenceSum) / b.Count);
 
-    /// <summary>The bins of a reliability diagram, lowest confidence first.</summary>
+    /// <summary>
+    /// The <see cref="Bins"/> bins of a reliability diagram, lowest confidence first; the last one also holds the
+    /// tokens of confidence exactly 1 (so it covers [(M−1)/M, 1]).
+    /// </summary>
     public IReadOnlyList<ReliabilityBin> ReliabilityBins() =>
         Enumerable.Range(0, BinCounts.Length)
-            .Select(b => new ReliabilityBin((double)b / Bins, (double)(b + 1) / Bins, BinCounts[b],
-                BinCounts[b] == 0 ? double.NaN : BinConfidenceSums[b] / BinCounts[b],
-                BinCounts[b] == 0 ? double.NaN : (double)BinCorrect[b] / BinCounts[b]))
+            .Select(b =>
+            {
+                bool last = b == BinCounts.Length - 1;
+                long count = BinCounts[b] + (last ? CertainTokens : 0);
+                double confidence = BinConfidenceSums[b] + (last ? CertainConfidenceSum : 0);
+                long correct = BinCorrect[b] + (last ? CertainCorrect : 0);
+                return new ReliabilityBin((double)b / Bins, (double)(b + 1) / Bins, count,
+                    count == 0 ? double.NaN : confidence / count, count == 0 ? double.NaN : (double)correct / count);
+            })
             .ToArray();
+
+    /// <summary>The bins ECE and MCE sum over, as torchmetrics has them: the M bins, then the one of confidence exactly 1.</summary>
+    private IEnumerable<(long Count, double ConfidenceSum, long Correct)> ErrorBins() =>
+        Enumerable.Range(0, BinCounts.Length).Select(b => (BinCounts[b], BinConfidenceSums[b], BinCorrect[b]))
+            .Append((CertainTokens, CertainConfidenceSum, CertainCorrect));
 }

@@ -12,11 +12,17 @@ namespace TorchLoss.Metrics;
 /// </summary>
 /// <remarks>
 /// <para>
-/// <b>Binning as torchmetrics.</b> ECE is the L1 form of Guo et al. (2017), the definition of torchmetrics'
-/// multiclass <c>CalibrationError(norm="l1")</c>: Σ_b (n_b / N) |accuracy_b − confidence_b|. Bin b covers confidences
-/// in (b/M, (b+1)/M], so a confidence exactly on an edge belongs to the lower bin (torch.bucketize with
-/// <c>right=False</c> against float32 edges <c>linspace(0, 1, M+1)</c>, as torchmetrics does); a confidence of 0
-/// joins the first bin. The Brier score is Σ_c (p_c − 1[c = target])² = Σ_c p_c² − 2 p_target + 1, computed without
+/// <b>Binning.</b> ECE is the L1 form of Guo et al. (2017), the definition of torchmetrics' multiclass
+/// <c>CalibrationError(norm="l1")</c>: Σ_b (n_b / N) |accuracy_b − confidence_b|; MCE is its <c>norm="max"</c>.
+/// The top-1 probability c is rounded to float32 (as torchmetrics bins it) and compared with the edges
+/// e_b = b/M correctly rounded to float32 (ties to even), b = 0…M: bin b (0 ≤ b &lt; M) holds e_b ≤ c &lt; e_(b+1) — a
+/// confidence exactly on an edge belongs to the upper bin, 0 to the first — and c = 1 is a bin of its own, as in
+/// torchmetrics (<c>bucketize(c, linspace(0, 1, M+1), right=True) - 1</c> gives it index M). ECE and MCE sum and
+/// maximise over these M + 1 bins; <see cref="CalibrationSnapshot.ReliabilityBins"/> shows M bins, the last one
+/// holding the tokens of c = 1 as well. The edges do not depend on the libtorch version. The result equals
+/// torchmetrics' except for a float32 confidence lying between torchmetrics' float32 <c>linspace</c> edge and e_b,
+/// where the two differ (by one or two float32 steps, at edges that vary with the libtorch version): there torchmetrics
+/// puts it in the neighbouring bin (docs/calibration.md lists where). The Brier score is Σ_c (p_c − 1[c = target])² = Σ_c p_c² − 2 p_target + 1, computed without
 /// a one-hot tensor.
 /// </para>
 /// <para>
@@ -49,14 +55,14 @@ public sealed class CalibrationTracker : IDisposable
     private const int TopKColumn = 2;
     private const int SkippedColumn = 3;
 
-    private Device _device = CPU;
-    private bool _pinned;
-    private Tensor _sums;          // float64 [3]: Σ confidence, Σ entropy, Σ Brier
-    private Tensor _counts;        // int64 [4]: tokens, top-1 correct, top-k correct, skipped rows
-    private Tensor _binCounts;     // int64 [M]
-    private Tensor _binConfidence; // float64 [M]
-    private Tensor _binCorrect;    // int64 [M]
-    private Tensor _edges;         // float32 [M + 1]: linspace(0, 1, M + 1)
+    // Per-bin totals have M + 1 slots: the M bins, then the one of confidence exactly 1.
+    private readonly TrackerState _state = new();
+    private readonly StateTensor _sums;          // float64 [3]: Σ confidence, Σ entropy, Σ Brier
+    private readonly StateTensor _counts;        // int64 [4]: tokens, top-1 correct, top-k correct, skipped rows
+    private readonly StateTensor _binCounts;     // int64 [M + 1]
+    private readonly StateTensor _binConfidence; // float64 [M + 1]
+    private readonly StateTensor _binCorrect;    // int64 [M + 1]
+    private readonly ConfidenceBins _bins;
     private long _updates;
     private CalibrationSnapshot? _cached;
     private bool _disposed;
@@ -69,12 +75,12 @@ public sealed class CalibrationTracker : IDisposable
         Options = options ?? CalibrationOptions.Default;
         Options.Validate();
         TorchBackend.EnsureLoaded();
-        _sums = Keep(zeros(3, ScalarType.Float64));
-        _counts = Keep(zeros(4, ScalarType.Int64));
-        _binCounts = Keep(zeros(Options.Bins, ScalarType.Int64));
-        _binConfidence = Keep(zeros(Options.Bins, ScalarType.Float64));
-        _binCorrect = Keep(zeros(Options.Bins, ScalarType.Int64));
-        _edges = Keep(linspace(0, 1, Options.Bins + 1, ScalarType.Float32));
+        _sums = _state.Add(ScalarType.Float64, 3);
+        _counts = _state.Add(ScalarType.Int64, 4);
+        _binCounts = _state.Add(ScalarType.Int64, Options.Bins + 1);
+        _binConfidence = _state.Add(ScalarType.Float64, Options.Bins + 1);
+        _binCorrect = _state.Add(ScalarType.Int64, Options.Bins + 1);
+        _bins = new ConfidenceBins(Options.Bins, _state);
     }
 
     /// <summary>The options this tracker was built with.</summary>
@@ -151,14 +157,7 @@ public sealed class CalibrationTracker : IDisposable
                 nameof(other));
         ThrowIfDisposed();
         other.ThrowIfDisposed();
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        if (other._pinned) PinTo(other._device);
-        _sums.add_(other._sums.to(_device));
-        _counts.add_(other._counts.to(_device));
-        _binCounts.add_(other._binCounts.to(_device));
-        _binConfidence.add_(other._binConfidence.to(_device));
-        _binCorrect.add_(other._binCorrect.to(_device));
+        _state.Merge(other._state);
         _updates += other._updates;
         _cached = null;
     }
@@ -167,12 +166,7 @@ public sealed class CalibrationTracker : IDisposable
     public void Reset()
     {
         ThrowIfDisposed();
-        using var scope = NewDisposeScope();   // in-place ops hand back new handles; let the scope free them
-        _sums.zero_();
-        _counts.zero_();
-        _binCounts.zero_();
-        _binConfidence.zero_();
-        _binCorrect.zero_();
+        _state.Reset();
         _updates = 0;
         _cached = null;
     }
@@ -183,12 +177,14 @@ public sealed class CalibrationTracker : IDisposable
         ThrowIfDisposed();
         if (_cached is null)
         {
-            using var scope = NewDisposeScope();
-            double[] sums = _sums.cpu().data<double>().ToArray();
-            long[] counts = _counts.cpu().data<long>().ToArray();
-            _cached = new CalibrationSnapshot(Options.Bins, Options.TopK, _updates, counts[TokensColumn], counts[Top1Column], counts[TopKColumn],
+            double[] sums = _sums.ReadDoubles();
+            long[] counts = _counts.ReadLongs();
+            long[] binCounts = _binCounts.ReadLongs(), binCorrect = _binCorrect.ReadLongs();
+            double[] binConfidence = _binConfidence.ReadDoubles();
+            int m = Options.Bins;
+            _cached = new CalibrationSnapshot(m, Options.TopK, _updates, counts[TokensColumn], counts[Top1Column], counts[TopKColumn],
                 sums[ConfidenceColumn], sums[EntropyColumn], sums[BrierColumn], counts[SkippedColumn],
-                _binCounts.cpu().data<long>().ToArray(), _binConfidence.cpu().data<double>().ToArray(), _binCorrect.cpu().data<long>().ToArray());
+                binCounts[..m], binConfidence[..m], binCorrect[..m], binCounts[m], binConfidence[m], binCorrect[m]);
         }
         return _cached;
     }
@@ -204,12 +200,11 @@ public sealed class CalibrationTracker : IDisposable
         if (!IsValid(snapshot))
             throw new ArgumentException($"The snapshot is not a valid set of totals: {Describe(snapshot)}.", nameof(snapshot));
         ThrowIfDisposed();
-        using var scope = NewDisposeScope();
-        _sums.copy_(tensor(new[] { snapshot.ConfidenceSum, snapshot.EntropySum, snapshot.BrierSum }));
-        _counts.copy_(tensor(new[] { snapshot.Tokens, snapshot.Top1Correct, snapshot.TopKCorrect, snapshot.SkippedRows }));
-        _binCounts.copy_(tensor(snapshot.BinCounts));
-        _binConfidence.copy_(tensor(snapshot.BinConfidenceSums));
-        _binCorrect.copy_(tensor(snapshot.BinCorrect));
+        _sums.Load([snapshot.ConfidenceSum, snapshot.EntropySum, snapshot.BrierSum]);
+        _counts.Load([snapshot.Tokens, snapshot.Top1Correct, snapshot.TopKCorrect, snapshot.SkippedRows]);
+        _binCounts.Load([.. snapshot.BinCounts, snapshot.CertainTokens]);
+        _binConfidence.Load([.. snapshot.BinConfidenceSums, snapshot.CertainConfidenceSum]);
+        _binCorrect.Load([.. snapshot.BinCorrect, snapshot.CertainCorrect]);
         _updates = snapshot.Updates;
         _cached = null;
     }
@@ -219,19 +214,15 @@ public sealed class CalibrationTracker : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        _sums.Dispose();
-        _counts.Dispose();
-        _binCounts.Dispose();
-        _binConfidence.Dispose();
-        _binCorrect.Dispose();
-        _edges.Dispose();
+        _state.Dispose();
     }
 
     /// <summary>Per-token statistics of logits [..., V] and their prepared targets, folded into the totals.</summary>
     private void Fold(Tensor logits, PreparedTargets prepared)
     {
         using var noGrad = no_grad();
-        PinTo(logits.device);
+        _state.PinTo(logits.device);
+        var device = _state.Device;
         long classes = logits.shape[^1];
         var rows = (logits.dtype == ScalarType.Float64 ? logits : logits.to(ScalarType.Float32)).reshape(-1, classes);
         var target = prepared.Target;
@@ -254,15 +245,15 @@ public sealed class CalibrationTracker : IDisposable
         // Rows that are not counted may hold NaN: masked_fill replaces them (multiplying by 0 would keep NaN).
         Tensor Counted(Tensor perRow) => perRow.to(ScalarType.Float64).masked_fill(left, 0.0);
         var confidence64 = Counted(confidence);
-        var sums = stack([confidence64.sum(), Counted(entropy).sum(), Counted(brier).sum()]).to(_device);
-        var counts = stack([counted.sum(), top1.sum(), topK.sum(), skipped.sum()]).to(ScalarType.Int64, _device);
+        var sums = stack([confidence64.sum(), Counted(entropy).sum(), Counted(brier).sum()]).to(device);
+        var counts = stack([counted.sum(), top1.sum(), topK.sum(), skipped.sum()]).to(ScalarType.Int64, device);
 
-        var bin = bucketize(confidence.to(ScalarType.Float32).masked_fill(left, 0f), _edges.to(confidence.device)).sub(1).clamp(0, Options.Bins - 1).to(_device);
-        _binCounts.index_add_(0, bin, counted.to(ScalarType.Int64, _device), 1);
-        _binConfidence.index_add_(0, bin, confidence64.to(_device), 1.0);
-        _binCorrect.index_add_(0, bin, top1.to(ScalarType.Int64, _device), 1);
-        _sums.add_(sums);
-        _counts.add_(counts);
+        var bin = _bins.Index(confidence.masked_fill(left, 0.0)).to(device);
+        _binCounts.Value.index_add_(0, bin, counted.to(ScalarType.Int64, device), 1);
+        _binConfidence.Value.index_add_(0, bin, confidence64.to(device), 1.0);
+        _binCorrect.Value.index_add_(0, bin, top1.to(ScalarType.Int64, device), 1);
+        _sums.Value.add_(sums);
+        _counts.Value.add_(counts);
         _updates++;
         _cached = null;
     }
@@ -282,35 +273,15 @@ public sealed class CalibrationTracker : IDisposable
                 || !double.IsFinite(s.BinConfidenceSums[b]) || s.BinConfidenceSums[b] < 0 || s.BinConfidenceSums[b] > s.BinCounts[b])
                 return false;
         }
-        return s.BinCounts.Sum() == s.Tokens && s.BinCorrect.Sum() == s.Top1Correct;
+        bool certainOk = s.CertainTokens >= 0 && s.CertainCorrect >= 0 && s.CertainCorrect <= s.CertainTokens
+            && double.IsFinite(s.CertainConfidenceSum) && s.CertainConfidenceSum >= 0 && s.CertainConfidenceSum <= s.CertainTokens;
+        return certainOk && s.BinCounts.Sum() + s.CertainTokens == s.Tokens && s.BinCorrect.Sum() + s.CertainCorrect == s.Top1Correct;
     }
 
     private static string Describe(CalibrationSnapshot s) =>
         $"{s.Updates} updates, {s.Tokens} tokens, {s.Top1Correct} top-1 and {s.TopKCorrect} top-k correct, sums {s.ConfidenceSum}/{s.EntropySum}/{s.BrierSum}, " +
-        $"{s.SkippedRows} skipped, bin counts [{string.Join(", ", s.BinCounts ?? [])}], bin correct [{string.Join(", ", s.BinCorrect ?? [])}]";
-
-    private static Tensor Keep(Tensor t) => t.DetachFromDisposeScope();
-
-    /// <summary>Moves the state to <paramref name="device"/> at the first update; later updates are copied to the state's device.</summary>
-    private void PinTo(Device device)
-    {
-        if (_pinned) return;
-        _pinned = true;
-        if (device.type == _device.type && device.index == _device.index) return;
-        _sums = MoveTo(_sums, device);
-        _counts = MoveTo(_counts, device);
-        _binCounts = MoveTo(_binCounts, device);
-        _binConfidence = MoveTo(_binConfidence, device);
-        _binCorrect = MoveTo(_binCorrect, device);
-        _device = device;
-    }
-
-    private static Tensor MoveTo(Tensor t, Device device)
-    {
-        var moved = Keep(t.to(device));
-        t.Dispose();
-        return moved;
-    }
+        $"{s.SkippedRows} skipped, bin counts [{string.Join(", ", s.BinCounts ?? [])}], bin correct [{string.Join(", ", s.BinCorrect ?? [])}], " +
+        $"{s.CertainTokens} of confidence 1 ({s.CertainCorrect} correct, Σ confidence {s.CertainConfidenceSum})";
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 }

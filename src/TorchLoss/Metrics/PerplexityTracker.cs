@@ -61,27 +61,19 @@ public sealed partial class PerplexityTracker : IDisposable
     private const int WordsColumn = 2;
     private const int SkippedColumn = 3;
     private const int CountColumns = 4;
-    private const int MaxStepsListed = 20;
     // Skip records of updates not yet read back. Fixed, so a tracker that is never read holds a bounded buffer:
     // when it is full the records are read (one device sync per this many updates) and their warnings logged.
     private const int PendingCapacity = 1024;
 
     private readonly ILogger _logger;
-    private readonly bool[] _windowHasBytes;
-    private readonly bool[] _windowHasWords;
-
-    private Device _device = CPU;
-    private bool _pinned;
-    private Tensor _nllSum;         // float64 scalar: Σ NLL of kept updates
-    private Tensor _counts;         // int64 [4]: Σ tokens, bytes, words of kept updates; number skipped
-    private Tensor _windowNll;      // float64 [W]: the NLL of each update in the window (0 when skipped)
-    private Tensor _windowCounts;   // int64 [W, 4]: the counts of each update in the window
-    private Tensor _pendingSkips;   // int64 [capacity]: per unchecked tensor update, its step if skipped, else 0
-    private long _pendingCount;
+    private readonly TrackerState _state = new();
+    private readonly StateTensor _nllSum;   // float64 scalar: Σ NLL of kept updates
+    private readonly StateTensor _counts;   // int64 [4]: Σ tokens, bytes, words of kept updates; number skipped
+    private readonly RollingWindow _window;
+    private readonly DeferredSkipWarnings _skipWarnings;
     private long _updates;
     private long _updatesWithBytes;
     private long _updatesWithWords;
-    private long _windowUpdates;
     private PerplexitySnapshot? _cached;
     private PerplexitySnapshot? _cachedWindow;
     private bool _disposed;
@@ -95,21 +87,17 @@ public sealed partial class PerplexityTracker : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(windowSize, 1);
         TorchBackend.EnsureLoaded();
         _logger = logger ?? NullLogger.Instance;
-        WindowSize = windowSize;
-        _windowHasBytes = new bool[windowSize];
-        _windowHasWords = new bool[windowSize];
-        _nllSum = Keep(zeros(Array.Empty<long>(), ScalarType.Float64));
-        _counts = Keep(zeros(CountColumns, ScalarType.Int64));
-        _windowNll = Keep(zeros(windowSize, ScalarType.Float64));
-        _windowCounts = Keep(zeros(windowSize, CountColumns, ScalarType.Int64));
-        _pendingSkips = Keep(zeros(PendingCapacity, ScalarType.Int64));
+        _nllSum = _state.Add(ScalarType.Float64);
+        _counts = _state.Add(ScalarType.Int64, CountColumns);
+        _window = new RollingWindow(windowSize, CountColumns, _state);
+        _skipWarnings = new DeferredSkipWarnings(PendingCapacity, _state, _logger);
     }
 
     /// <summary>How many recent updates <see cref="WindowSnapshot"/> covers.</summary>
-    public int WindowSize { get; }
+    public int WindowSize => _window.Size;
 
     /// <summary>Elements of the device buffer that holds unread skip records (for tests: it must not grow).</summary>
-    internal long PendingSkipBufferLength => _pendingSkips.shape[0];
+    internal long PendingSkipBufferLength => _skipWarnings.Capacity;
 
     /// <summary>Number of updates so far, skipped ones included (host-side; reading it never synchronises).</summary>
     public long Updates
@@ -186,22 +174,21 @@ public sealed partial class PerplexityTracker : IDisposable
         if (tokenCount.device.type != device.type || tokenCount.device.index != device.index)
             throw new ArgumentException(
                 $"The NLL sum and the token count must be on one device, got {device} and {tokenCount.device}.", nameof(tokenCount));
-        MakeRoomForPendingSkip();
+        _skipWarnings.MakeRoom();
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        PinTo(device);   // moves the state, values unchanged: harmless if what follows throws
-        var nll = nllSum.detach().reshape(Array.Empty<long>()).to(ScalarType.Float64, _device);
-        var tokens = tokenCount.reshape(Array.Empty<long>()).to(ScalarType.Int64, _device);
+        _state.PinTo(device);   // moves the state, values unchanged: harmless if what follows throws
+        var nll = nllSum.detach().reshape(Array.Empty<long>()).to(ScalarType.Float64, _state.Device);
+        var tokens = tokenCount.reshape(Array.Empty<long>()).to(ScalarType.Int64, _state.Device);
         var finite = nll.isfinite();
         var kept = finite.to(ScalarType.Int64);
         var skipped = 1 - kept;
         var delta = stack([tokens * kept, kept * (utf8Bytes ?? 0), kept * (words ?? 0), skipped]);
         var keptNll = nll.masked_fill(finite.logical_not(), 0.0);
         var skippedStep = skipped * (_updates + 1);
-        Fold(keptNll, delta);
-        _pendingSkips[_pendingCount].copy_(skippedStep);
-        _pendingCount++;
+        Fold(keptNll, delta, utf8Bytes, words);
+        _skipWarnings.Record(skippedStep);
         Record(utf8Bytes, words);
     }
 
@@ -227,9 +214,9 @@ public sealed partial class PerplexityTracker : IDisposable
 
         using var scope = NewDisposeScope();
         long[] delta = finite ? [tokenCount, utf8Bytes ?? 0, words ?? 0, 0] : [0, 0, 0, 1];
-        var nllTensor = tensor(finite ? nllSum : 0.0, ScalarType.Float64, _device);
-        var deltaTensor = tensor(delta, device: _device);
-        Fold(nllTensor, deltaTensor);
+        var nllTensor = tensor(finite ? nllSum : 0.0, ScalarType.Float64, _state.Device);
+        var deltaTensor = tensor(delta, device: _state.Device);
+        Fold(nllTensor, deltaTensor, utf8Bytes, words);
         long step = Record(utf8Bytes, words);
         if (!finite) LogSkippedUpdate(_logger, step, nllSum);
     }
@@ -247,13 +234,8 @@ public sealed partial class PerplexityTracker : IDisposable
             throw new ArgumentException("A tracker cannot be merged into itself; that would count every update twice.", nameof(other));
         ThrowIfDisposed();
         other.ThrowIfDisposed();
-        other.FlushSkipWarnings();
-
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        if (other._pinned) PinTo(other._device);
-        _nllSum.add_(other._nllSum.to(_device));
-        _counts.add_(other._counts.to(_device));
+        other._skipWarnings.Flush();
+        _state.Merge(other._state);
         _updates += other._updates;
         _updatesWithBytes += other._updatesWithBytes;
         _updatesWithWords += other._updatesWithWords;
@@ -264,27 +246,25 @@ public sealed partial class PerplexityTracker : IDisposable
     public void Reset()
     {
         ThrowIfDisposed();
-        FlushSkipWarnings();
-        using var scope = NewDisposeScope();   // in-place ops hand back new handles; let the scope free them
-        _nllSum.zero_();
-        _counts.zero_();
-        ClearWindow();
+        _skipWarnings.Flush();
+        _state.Reset();
+        _window.Clear();
         _updates = 0;
         _updatesWithBytes = 0;
         _updatesWithWords = 0;
         _cached = null;
+        _cachedWindow = null;
     }
 
     /// <summary>The cumulative totals as a serialisable value. Reads the device (once; cached until the next change).</summary>
     public PerplexitySnapshot Snapshot()
     {
         ThrowIfDisposed();
-        FlushSkipWarnings();
+        _skipWarnings.Flush();
         if (_cached is null)
         {
-            using var scope = NewDisposeScope();
-            double nll = _nllSum.cpu().item<double>();
-            long[] counts = _counts.cpu().data<long>().ToArray();
+            double nll = _nllSum.ReadDoubles()[0];
+            long[] counts = _counts.ReadLongs();
             _cached = ToSnapshot(_updates, nll, counts, _updatesWithBytes == _updates, _updatesWithWords == _updates);
         }
         return _cached;
@@ -294,16 +274,11 @@ public sealed partial class PerplexityTracker : IDisposable
     public PerplexitySnapshot WindowSnapshot()
     {
         ThrowIfDisposed();
-        FlushSkipWarnings();
+        _skipWarnings.Flush();
         if (_cachedWindow is null)
         {
-            using var scope = NewDisposeScope();
-            int filled = (int)Math.Min(_windowUpdates, WindowSize);
-            double nll = _windowNll.sum().cpu().item<double>();
-            long[] counts = _windowCounts.sum(dim: 0).cpu().data<long>().ToArray();
-            bool allBytes = _windowHasBytes.AsSpan(0, filled).IndexOf(false) < 0;
-            bool allWords = _windowHasWords.AsSpan(0, filled).IndexOf(false) < 0;
-            _cachedWindow = ToSnapshot(filled, nll, counts, allBytes, allWords);
+            var (nll, counts, allBytes, allWords) = _window.Totals();
+            _cachedWindow = ToSnapshot(_window.Filled, nll, counts, allBytes, allWords);
         }
         return _cachedWindow;
     }
@@ -322,12 +297,11 @@ public sealed partial class PerplexityTracker : IDisposable
             || (snapshot.Updates == 0 && (snapshot.Tokens != 0 || snapshot.Utf8Bytes is not null || snapshot.Words is not null)))
             throw new ArgumentException($"The snapshot is not a valid set of totals: {snapshot}.", nameof(snapshot));
         ThrowIfDisposed();
-        FlushSkipWarnings();
-
-        using var scope = NewDisposeScope();
-        _nllSum.fill_(snapshot.NllSum);
-        _counts.copy_(tensor(new[] { snapshot.Tokens, snapshot.Utf8Bytes ?? 0, snapshot.Words ?? 0, snapshot.SkippedBatches }));
-        ClearWindow();
+        _skipWarnings.Flush();
+        _nllSum.Load([snapshot.NllSum]);
+        _counts.Load([snapshot.Tokens, snapshot.Utf8Bytes ?? 0, snapshot.Words ?? 0, snapshot.SkippedBatches]);
+        _window.Clear();
+        _cachedWindow = null;
         _updates = snapshot.Updates;
         _updatesWithBytes = snapshot.Utf8Bytes is null ? 0 : snapshot.Updates;
         _updatesWithWords = snapshot.Words is null ? 0 : snapshot.Updates;
@@ -338,13 +312,9 @@ public sealed partial class PerplexityTracker : IDisposable
     public void Dispose()
     {
         if (_disposed) return;
-        FlushSkipWarnings();
+        _skipWarnings.Flush();
         _disposed = true;
-        _nllSum.Dispose();
-        _counts.Dispose();
-        _windowNll.Dispose();
-        _windowCounts.Dispose();
-        _pendingSkips.Dispose();
+        _state.Dispose();
     }
 
     private static PerplexitySnapshot ToSnapshot(long updates, double nll, long[] counts, bool allBytes, bool allWords) =>
@@ -358,15 +328,9 @@ public sealed partial class PerplexityTracker : IDisposable
         if (words < 0) throw new ArgumentOutOfRangeException(nameof(words), words, "A word count cannot be negative.");
     }
 
-    private static Tensor Keep(Tensor t) => t.DetachFromDisposeScope();
-
     /// <summary>Counts the update on the host (the last thing an update does) and returns its 1-based step number.</summary>
     private long Record(long? utf8Bytes, long? words)
     {
-        int slot = (int)(_windowUpdates % WindowSize);
-        _windowHasBytes[slot] = utf8Bytes is not null;
-        _windowHasWords[slot] = words is not null;
-        _windowUpdates++;
         if (utf8Bytes is not null) _updatesWithBytes++;
         if (words is not null) _updatesWithWords++;
         _cached = null;
@@ -374,65 +338,12 @@ public sealed partial class PerplexityTracker : IDisposable
         return ++_updates;
     }
 
-    /// <summary>Adds the next update's folded NLL (float64 scalar) and counts (int64 [4]) to the totals and its window slot.</summary>
-    private void Fold(Tensor nll, Tensor delta)
+    /// <summary>Adds the next update's folded NLL (float64 scalar) and counts (int64 [4]) to the totals and the window.</summary>
+    private void Fold(Tensor nll, Tensor delta, long? utf8Bytes, long? words)
     {
-        _nllSum.add_(nll);
-        _counts.add_(delta);
-        long slot = _windowUpdates % WindowSize;
-        _windowNll[slot].copy_(nll);
-        _windowCounts[slot].copy_(delta);
-    }
-
-    /// <summary>Reads back and logs the pending skip records when the buffer is full, so it never grows.</summary>
-    private void MakeRoomForPendingSkip()
-    {
-        if (_pendingCount == PendingCapacity)
-            FlushSkipWarnings();
-    }
-
-    /// <summary>Reads the pending skip records (one device read) and logs the steps of skipped updates.</summary>
-    private void FlushSkipWarnings()
-    {
-        if (_pendingCount == 0) return;
-        using var scope = NewDisposeScope();
-        var pending = _pendingSkips[TensorIndex.Slice(0, _pendingCount)];
-        long[] steps = pending.masked_select(pending.ne(0)).cpu().data<long>().ToArray();
-        _pendingCount = 0;
-        if (steps.Length == 0) return;
-        string listed = string.Join(", ", steps.Take(MaxStepsListed)) + (steps.Length > MaxStepsListed ? ", …" : "");
-        LogSkippedUpdates(_logger, steps.Length, listed);
-    }
-
-    /// <summary>Moves the state to <paramref name="device"/> at the first tensor update; later ones are copied to the state's device.</summary>
-    private void PinTo(Device device)
-    {
-        if (_pinned) return;
-        _pinned = true;
-        if (device.type == _device.type && device.index == _device.index) return;
-        _nllSum = MoveTo(_nllSum, device);
-        _counts = MoveTo(_counts, device);
-        _windowNll = MoveTo(_windowNll, device);
-        _windowCounts = MoveTo(_windowCounts, device);
-        _pendingSkips = MoveTo(_pendingSkips, device);
-        _device = device;
-    }
-
-    private static Tensor MoveTo(Tensor t, Device device)
-    {
-        var moved = Keep(t.to(device));
-        t.Dispose();
-        return moved;
-    }
-
-    private void ClearWindow()
-    {
-        _windowNll.zero_();
-        _windowCounts.zero_();
-        Array.Clear(_windowHasBytes);
-        Array.Clear(_windowHasWords);
-        _windowUpdates = 0;
-        _cachedWindow = null;
+        _nllSum.Value.add_(nll);
+        _counts.Value.add_(delta);
+        _window.Add(nll, delta, utf8Bytes is not null, words is not null);
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
@@ -440,8 +351,4 @@ public sealed partial class PerplexityTracker : IDisposable
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning,
         Message = "Perplexity tracker skipped update {Step}: its NLL sum {NllSum} is not finite, so it is left out of the totals.")]
     private static partial void LogSkippedUpdate(ILogger logger, long step, double nllSum);
-
-    [LoggerMessage(EventId = 2, Level = LogLevel.Warning,
-        Message = "Perplexity tracker skipped {Count} update(s) whose NLL sum was not finite, at step(s) {Steps}; they are left out of the totals.")]
-    private static partial void LogSkippedUpdates(ILogger logger, int count, string steps);
 }

@@ -85,7 +85,11 @@ public sealed class PreferenceLoss : nn.Module<Tensor, Tensor, Tensor>
     /// <param name="reference">The reference model's log-probabilities of the same pairs, or null for SimPO and ORPO.</param>
     /// <param name="normalizer">Optional number of pairs across the micro-batches of one optimiser step.</param>
     /// <exception cref="ArgumentException">The counts of pairs disagree, the reference is missing, superfluous or of other sequences (token counts differ), or the normalizer is invalid.</exception>
-    public PreferenceResult Compute(SequenceLogProbs chosen, SequenceLogProbs rejected, PreferenceReference? reference = null, long? normalizer = null)
+    public PreferenceResult Compute(SequenceLogProbs chosen, SequenceLogProbs rejected, PreferenceReference? reference = null, long? normalizer = null) =>
+        Compute(chosen, rejected, reference, normalizer, chosen?.Sum.dtype ?? ScalarType.Float32);
+
+    /// <summary><see cref="Compute(SequenceLogProbs, SequenceLogProbs, PreferenceReference?, long?)"/> with the loss given back in <paramref name="lossType"/>.</summary>
+    internal PreferenceResult Compute(SequenceLogProbs chosen, SequenceLogProbs rejected, PreferenceReference? reference, long? normalizer, ScalarType lossType)
     {
         ArgumentNullException.ThrowIfNull(chosen);
         ArgumentNullException.ThrowIfNull(rejected);
@@ -93,7 +97,7 @@ public sealed class PreferenceLoss : nn.Module<Tensor, Tensor, Tensor>
             throw new ArgumentException($"There are {chosen.Count} chosen but {rejected.Count} rejected sequences; a pair needs one of each.", nameof(rejected));
         if (!InputChecks.SameDevice(chosen.Sum, rejected.Sum))
             throw new ArgumentException($"The rejected log-probabilities are on {rejected.Sum.device} but the chosen ones on {chosen.Sum.device}.", nameof(rejected));
-        CheckReference(reference, chosen, rejected);
+        CheckReference(reference, chosen.TokenCount, rejected.TokenCount);
         CheckNormalizer(normalizer);
 
         using var scope = NewDisposeScope();
@@ -113,7 +117,7 @@ public sealed class PreferenceLoss : nn.Module<Tensor, Tensor, Tensor>
             _ => pairLosses.sum() / (double)chosen.Count,
         };
         var result = new PreferenceResult(
-            loss.to(chosen.Sum.dtype),
+            loss.to(lossType),
             pairLosses.detach(),
             chosenRewards.detach(),
             rejectedRewards.detach(),
@@ -134,7 +138,8 @@ public sealed class PreferenceLoss : nn.Module<Tensor, Tensor, Tensor>
                 new SequenceLogProbs(all.Sum[(int)pairs..], all.TokenCount[(int)pairs..]));
     }
 
-    private void CheckReference(PreferenceReference? reference, SequenceLogProbs chosen, SequenceLogProbs rejected)
+    /// <summary>The reference is there exactly when the loss needs one, and scored the same pairs (token counts [B] of each side).</summary>
+    internal void CheckReference(PreferenceReference? reference, Tensor chosenCounts, Tensor rejectedCounts)
     {
         if (!Options.NeedsReference)
         {
@@ -144,25 +149,25 @@ public sealed class PreferenceLoss : nn.Module<Tensor, Tensor, Tensor>
         }
         if (reference is null)
             throw new ArgumentException($"{Options.Loss} compares the policy with a reference model: pass its log-probabilities (PreferenceReference.FromLogits or FromValues).", nameof(reference));
-        if (reference.Chosen.Count != chosen.Count)
-            throw new ArgumentException($"The reference holds {reference.Chosen.Count} pairs but the policy {chosen.Count}.", nameof(reference));
-        CheckSameCounts(reference.Chosen, chosen, "chosen");
-        CheckSameCounts(reference.Rejected, rejected, "rejected");
+        if (reference.Chosen.Count != chosenCounts.shape[0])
+            throw new ArgumentException($"The reference holds {reference.Chosen.Count} pairs but the policy {chosenCounts.shape[0]}.", nameof(reference));
+        CheckSameCounts(reference.Chosen, chosenCounts, "chosen");
+        CheckSameCounts(reference.Rejected, rejectedCounts, "rejected");
     }
 
     /// <summary>The reference scored the same tokens as the policy: a cache read out of order or another mask shows up here.</summary>
-    private static void CheckSameCounts(SequenceLogProbs reference, SequenceLogProbs policy, string side)
+    private static void CheckSameCounts(SequenceLogProbs reference, Tensor policyCounts, string side)
     {
         using var scope = NewDisposeScope();
-        var differ = reference.TokenCount.to(policy.TokenCount.device).ne(policy.TokenCount);
+        var differ = reference.TokenCount.to(policyCounts.device).ne(policyCounts);
         if (!differ.any().item<bool>()) return;
         long row = differ.nonzero()[0, 0].item<long>();
         throw new ArgumentException(
-            $"The reference's {side} sequence {row} has {reference.TokenCount[row].item<long>()} counted tokens but the policy's has {policy.TokenCount[row].item<long>()}: " +
+            $"The reference's {side} sequence {row} has {reference.TokenCount[row].item<long>()} counted tokens but the policy's has {policyCounts[row].item<long>()}: " +
             "the reference log-probabilities must be of the same sequences and masks.", "reference");
     }
 
-    private void CheckNormalizer(long? normalizer)
+    internal void CheckNormalizer(long? normalizer)
     {
         if (normalizer is null) return;
         if (normalizer <= 0)

@@ -117,7 +117,7 @@ public sealed class SequenceLogProbs : IDisposable
     }
 
     /// <summary>A sequence with no counted token has no mean and, in a preference pair, nothing to compare: reject it by row.</summary>
-    private static void CheckEverySequenceCounted(Tensor tokenCount, string labelsName, string maskName)
+    internal static void CheckEverySequenceCounted(Tensor tokenCount, string labelsName, string maskName)
     {
         var empty = tokenCount.lt(1);
         if (!empty.any().item<bool>()) return;

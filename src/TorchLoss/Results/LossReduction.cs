@@ -26,7 +26,9 @@ internal static class LossReduction
         var sum = perPosition.sum();
         if (FixedDivisor(reduction, normalizer) is { } divisor)
             return divisor == 1 ? sum : sum / divisor;
-        return sum / meanDenominator().to(sum.dtype);
+        // An integer count divides a floating sum as it is (true division keeps the sum's dtype): one conversion less per call.
+        var denominator = meanDenominator();
+        return sum / (denominator.is_floating_point() ? denominator.to(sum.dtype) : denominator);
     }
 
     /// <summary>

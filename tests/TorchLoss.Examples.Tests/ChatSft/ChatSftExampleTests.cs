@@ -88,7 +88,7 @@ public class ChatSftExampleTests
         torch.manual_seed(4);
         using var model = new Gpt(new GptConfig(VocabSize: 20, ContextLength: 24, Layers: 1, Heads: 2, Dim: 16));
         int[][] prompts = [[1, 2, 3], [4, 5, 6, 7, 8, 9], [10]];
-        var together = AnswerEvaluation.GreedyContinuations(model, prompts, newTokens: 6);
+        var together = GreedyDecoding.Continue(model, prompts, newTokens: 6);
         for (int i = 0; i < prompts.Length; i++)
         {
             using var ids = torch.tensor(prompts[i].Select(x => (long)x).ToArray(), [1, prompts[i].Length]);
@@ -129,7 +129,7 @@ public class ChatSftOptionsTests
     {
         Assert.Throws<UsageException>(() => ChatSftOptions.Parse([option, value]));
         var error = new StringWriter();
-        Assert.Equal(ExampleExit.UsageError, ExampleExit.Run(() => ChatSftOptions.Parse([option, value]).Steps, error));
+        Assert.Equal(ExampleExit.UsageError, ExampleExit.Run(() => ChatSftOptions.Parse([option, value]).Trainer.Steps, error));
         Assert.StartsWith("error: ", error.ToString());
     }
 
@@ -137,8 +137,8 @@ public class ChatSftOptionsTests
     public void Quick_keeps_a_seed_given_before_it()
     {
         var options = ChatSftOptions.Parse(["--seed", "7", "--quick", "--steps", "12"]);
-        Assert.Equal(7UL, options.Seed);
-        Assert.Equal(12, options.Steps);
+        Assert.Equal(7UL, options.Trainer.Seed);
+        Assert.Equal(12, options.Trainer.Steps);
         Assert.Equal(ChatSftOptions.Quick.TrainConversations, options.TrainConversations);
     }
 }

@@ -61,6 +61,7 @@ public sealed class ReadmeSnippetTests(ITestOutputHelper output) : IDisposable
             "using TinyGpt;\nusing TorchLoss.Sft;"),
         new("using var head = new ChunkedLinearCrossEntropy(", "FusedHead", "", "FusedHead();"),
         new("using var dpo = new PreferenceLoss(new PreferenceOptions { Loss = PreferenceLossKind.Dpo", "PreferenceQuickStart", "", "PreferenceQuickStart();"),
+        new("using var orpo = new ChunkedLinearPreferenceLoss(", "PreferenceFusedHead", "", "PreferenceFusedHead();"),
         new("var cache = PreferenceReferenceCache.Compute(", "PreferenceFromChats",
             "Microsoft.ML.Tokenizers.Tokenizer tokenizer, IEnumerable<(IReadOnlyList<ChatMessage> History, string Chosen, string Rejected)> data, "
             + "nn.Module<Tensor, Tensor> referenceModel, nn.Module<Tensor, Tensor> policy, IEnumerable<int[]> shuffledBatchesOfPairIndices",

@@ -39,6 +39,10 @@ public sealed class TinyLmDistillationTests
         Assert.Equal("source", root.GetProperty("distill_teacher").GetString());
         var val = root.GetProperty("distill_val");
         Assert.Equal(evaluations[1].Kl, val.GetProperty("kl").GetDouble(), 5);
+        // The decomposition printed at the end uses the exact KL of the same windows: never negative.
+        double printed = TinyLmTests.PrintedSourceKl(run.Output);
+        Assert.True(printed >= 0, $"printed KL {printed}");
+        Assert.Equal(root.GetProperty("val_source_kl").GetDouble(), printed, 6e-5);
         Assert.Equal(root.GetProperty("val_tokens").GetInt64(), val.GetProperty("positions").GetInt64());
         var train = root.GetProperty("distill_train");
         Assert.Equal(train.GetProperty("cross_entropy_sum").GetDouble(),

@@ -7,6 +7,15 @@ namespace TorchLoss.Examples.Tests.TinyLM;
 [Collection("TinyLM")]
 public sealed class TinyLmTests
 {
+    private static double Number(string text) => double.Parse(text.Replace(",", ""), System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The KL term of the decomposition TinyLM prints on the embedded corpus.</summary>
+    internal static double PrintedSourceKl(string output)
+    {
+        string line = output.Split('\n').Single(l => l.Contains("the KL divergence of the model from the source", StringComparison.Ordinal));
+        return Number(line.Trim().Split(' ')[0]);
+    }
+
     private static readonly string[] Small = ["--layers", "2", "--heads", "2", "--dim", "32", "--context", "32", "--batch", "8", "--log-interval", "10"];
 
     [Fact]
@@ -35,7 +44,19 @@ public sealed class TinyLmTests
         Assert.True(root.GetProperty("eval_seconds").GetDouble() > 0);
         Assert.True(root.GetProperty("eval_seconds").GetDouble() >= root.GetProperty("final_eval_seconds").GetDouble() - 0.01);
         Assert.True(root.GetProperty("tokens_per_second").GetDouble() > 0);
-        Assert.Contains("tokens/s); validation passes:", run.Output);
+        // The printed line names training and validation time separately; tokens/s is training tokens per training second,
+        // and the peak memory is a number the process measured (VmHWM), the one summary.json holds.
+        var timing = System.Text.RegularExpressions.Regex.Match(run.Output,
+            @"training: ([\d,]+) tokens in ([\d.]+) s \(([\d,]+) tokens/s\); validation passes: ([\d.]+) s; peak resident memory ([\d.]+) MiB");
+        Assert.True(timing.Success, run.Output);
+        double trainSeconds = root.GetProperty("train_seconds").GetDouble(), evalSeconds = root.GetProperty("eval_seconds").GetDouble();
+        Assert.Equal(trainSeconds, Number(timing.Groups[2].Value), 0.06);
+        Assert.Equal(evalSeconds, Number(timing.Groups[4].Value), 0.06);
+        Assert.Equal(Number(timing.Groups[1].Value) / trainSeconds, root.GetProperty("tokens_per_second").GetDouble(), 0.01 * root.GetProperty("tokens_per_second").GetDouble());
+        Assert.Equal(root.GetProperty("tokens_per_second").GetDouble(), Number(timing.Groups[3].Value), 1.0);
+        double peak = root.GetProperty("peak_resident_mib").GetDouble();
+        Assert.Equal(peak, Number(timing.Groups[5].Value), 0.06);
+        Assert.InRange(peak, 50, 8192);
         double h = root.GetProperty("entropy_rate").GetDouble();
         Assert.True(root.GetProperty("val_loss").GetDouble() > h, "a model cannot beat the source's entropy rate");
         Assert.Contains("entropy rate H", run.Output);
@@ -49,6 +70,7 @@ public sealed class TinyLmTests
         Assert.Equal(root.GetProperty("val_loss").GetDouble(), h + (windows - h) + kl + noise, 6);
         Assert.Equal(windows + kl, root.GetProperty("val_source_cross_entropy").GetDouble(), 4);
         Assert.Contains("the KL divergence of the model from the source (exact", run.Output);
+        Assert.Equal(kl, PrintedSourceKl(run.Output), 6e-5);
         Assert.True(new FileInfo(dir.File("loss.png")).Length > 10_000);
         Assert.True(new FileInfo(dir.File("reliability.png")).Length > 10_000);
         // Every evaluation reports calibration; the summary holds the last one's.

@@ -161,6 +161,59 @@ public class DistillationLossTests
         AssertClose(expected, result.Loss, 1e-12, "loss");
     }
 
+    [Theory]
+    [InlineData(DistillationDivergence.Forward, DistillationBackend.LibTorch)]
+    [InlineData(DistillationDivergence.Forward, DistillationBackend.Fused)]
+    [InlineData(DistillationDivergence.Reverse, DistillationBackend.LibTorch)]
+    [InlineData(DistillationDivergence.JensenShannon, DistillationBackend.LibTorch)]
+    public void Tokens_both_models_rule_out_count_as_absent(DistillationDivergence divergence, DistillationBackend backend)
+    {
+        // A padded vocabulary masked with −∞ in both models: the loss, gradient and totals equal those of the real vocabulary.
+        using var scope = NewDisposeScope();
+        var real = Logits([5, 9], ScalarType.Float64, seed: 30);
+        var teacherReal = Logits([5, 9], ScalarType.Float64, seed: 31).detach();
+        var padding = full([5, 3], double.NegativeInfinity, ScalarType.Float64);
+        var student = cat([real.detach(), padding], 1).requires_grad_(true);
+        var teacher = cat([teacherReal, padding], 1);
+        using var loss = new DistillationLoss(new DistillationOptions { Divergence = divergence, Beta = 0.4, Temperature = 1.3, Backend = backend });
+
+        using var padded = loss.Compute(student, teacher);
+        padded.Loss.backward();
+        using var plain = loss.Compute(real, teacherReal);
+        plain.Loss.backward();
+
+        AssertClose(plain.Loss, padded.Loss, 1e-12, "loss");
+        AssertClose(real.grad!, student.grad![.., ..9], 1e-12, "gradient of the real vocabulary");
+        Assert.Equal(0.0, Scalar(student.grad![.., 9..].abs().sum()));
+        AssertClose(plain.CrossEntropySum, padded.CrossEntropySum, 1e-12, "cross-entropy");
+        AssertClose(plain.TeacherEntropySum, padded.TeacherEntropySum, 1e-12, "entropy");
+        AssertClose(plain.KlDivergenceSum, padded.KlDivergenceSum, 1e-12, "KL");
+        AssertClose(plain.DivergenceSum, padded.DivergenceSum, 1e-12, "divergence");
+    }
+
+    [Theory]
+    [InlineData(DistillationDivergence.Forward)]
+    [InlineData(DistillationDivergence.Reverse)]
+    [InlineData(DistillationDivergence.JensenShannon)]
+    public void Libtorch_path_second_derivatives_match_torch_composition(DistillationDivergence divergence)
+    {
+        using var scope = NewDisposeScope();
+        var student = Logits([4, 7], ScalarType.Float64, seed: 32);
+        var teacher = Logits([4, 7], ScalarType.Float64, seed: 33).detach();
+        var probe = Logits([4, 7], ScalarType.Float64, seed: 34).detach();
+        using var loss = new DistillationLoss(new DistillationOptions { Divergence = divergence, Beta = 0.3, Temperature = 1.5, Backend = DistillationBackend.LibTorch });
+
+        Tensor HessianProbe(Tensor value)
+        {
+            var gradient = autograd.grad([value], [student], retain_graph: true, create_graph: true)[0];
+            return autograd.grad([(gradient * probe).sum()], [student])[0];
+        }
+        var actual = HessianProbe(loss.forward(student, teacher));
+        var expected = HessianProbe(Reference(student, teacher, divergence, 0.3, 1.5).mean() * 2.25);
+        Assert.True(Scalar(expected.abs().max()) > 1e-6, "the reference second derivative must not be zero");
+        AssertClose(expected, actual, 1e-10, "second derivative");
+    }
+
     [Fact]
     public void Reverse_kl_against_a_teacher_that_rules_out_tokens_is_infinite_not_nan()
     {

@@ -58,9 +58,7 @@ public class GradientInPlaceTests
         var logits = causal ? hidden.reshape(4, -1, hidden.shape[1]).matmul(weight.t()) : hidden.mm(weight.t());
         if (!inPlace) logits.retain_grad();
         var labels = causal ? target.reshape(4, -1) : target;
-#pragma warning disable CS0618 // the obsolete causal module is still a caller of the option
-        using LossResult result = causal ? new CausalLMLoss(options).Compute(logits, labels) : new TokenCrossEntropy(options).Compute(logits, labels);
-#pragma warning restore CS0618
+        using LossResult result = new TokenCrossEntropy(options with { Causal = causal }).Compute(logits, labels);
         if (gradOutput is null) result.Loss.backward();
         else result.Loss.backward([gradOutput]);
         var logitsGrad = inPlace ? logits.detach().reshape(-1, weight.shape[0]).clone() : logits.grad!.reshape(-1, weight.shape[0]).clone();
@@ -127,6 +125,35 @@ public class GradientInPlaceTests
         Assert.Null(Kernel.InPlaceRefusal(createGraph: false, alreadyTaken: false));
         Assert.Contains("second backward", Kernel.InPlaceRefusal(createGraph: false, alreadyTaken: true));
         Assert.Contains("create_graph", Kernel.InPlaceRefusal(createGraph: true, alreadyTaken: false));
+    }
+
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(0.1)]
+    public void OnTheLibTorchPathChecksStillRunAndTheLogitsAreKept(double epsilon)
+    {
+        // The fallback path (accelerators, forced LibTorch) writes a new gradient: same values, the logits untouched.
+        using var scope = NewDisposeScope();
+        var gen = new Generator(9);
+        var hidden = randn([24, 8], generator: gen).requires_grad_(true);
+        var weight = randn([40, 8], generator: gen);
+        var target = randint(0, 40, [24], generator: gen);
+        var options = new CrossEntropyOptions { LabelSmoothing = epsilon, Backend = CrossEntropyBackend.LibTorch };
+        using var plain = new TokenCrossEntropy(options);
+        using var inPlace = new TokenCrossEntropy(options with { GradientInPlace = true });
+
+        var logits = hidden.mm(weight.t());
+        plain.forward(logits, target).backward();
+        var expectedGrad = hidden.grad!.clone();
+        hidden.grad = null;
+        var headOutput = hidden.mm(weight.t());
+        var before = headOutput.detach().clone();
+        var value = inPlace.forward(headOutput, target);
+        value.backward();
+        Assert.True(Same(plain.forward(logits.detach(), target), value.detach()), "loss");
+        Assert.True(Same(expectedGrad, hidden.grad!), "gradient");
+        Assert.True(Same(before, headOutput.detach()), "the logits are not overwritten on the libtorch path");
+        Assert.Throws<ArgumentException>(() => inPlace.forward(randn(8, 40).requires_grad_(true), randint(0, 40, [8])));
     }
 
     [Fact]

@@ -19,8 +19,8 @@ public class CalibrationTrackerTests
     }
 
     // Five counted rows, one ignored, one masked out. With 4 bins, edges 0, .25, .5, .75, 1:
-    //   (0.75 right) lies exactly on an edge and belongs to bin 2, (0.5, 0.75], with (0.6 right);
-    //   bin 3 holds (0.9 wrong), (0.8 right), (0.95 right); bins 0 and 1 are empty.
+    //   (0.75 right) lies exactly on an edge and belongs to bin 3, [0.75, 1), with (0.9 wrong), (0.8 right), (0.95 right);
+    //   bin 2 holds (0.6 right); bins 0 and 1 are empty.
     private static readonly double[,] Probabilities =
         { { 0.75, 0.25 }, { 0.9, 0.1 }, { 0.6, 0.4 }, { 0.2, 0.8 }, { 0.95, 0.05 }, { 0.7, 0.3 }, { 0.3, 0.7 } };
     private static readonly long[] Targets = [0, 1, 0, 1, 0, -100, 0];
@@ -38,28 +38,29 @@ public class CalibrationTrackerTests
 
         Assert.Equal(5, s.Tokens);
         Assert.Equal(0, s.SkippedRows);
-        Assert.Equal(new long[] { 0, 0, 2, 3 }, s.BinCounts);
-        Assert.Equal(new long[] { 0, 0, 2, 2 }, s.BinCorrect);
+        Assert.Equal(new long[] { 0, 0, 1, 4 }, s.BinCounts);
+        Assert.Equal(new long[] { 0, 0, 1, 3 }, s.BinCorrect);
+        Assert.Equal(0, s.CertainTokens);
         Assert.Equal(0.8, s.Accuracy, 12);
         Assert.Equal(0.8, s.TopKAccuracy, 12);
         Assert.Equal(4.0 / 5, s.MeanConfidence, 12);
-        // bin 2: confidence 0.675, accuracy 1, gap 0.325; bin 3: confidence 2.65/3, accuracy 2/3, gap 0.65/3.
-        // ECE = 2/5 · 0.325 + 3/5 · 0.65/3 = 0.26 (0.16 if the edge went up); MCE = 0.325 (0.4 if it went up).
-        Assert.Equal(0.26, s.Ece, 12);
-        Assert.Equal(0.325, s.Mce, 12);
+        // bin 2: confidence 0.6, accuracy 1, gap 0.4; bin 3: confidence 0.85, accuracy 0.75, gap 0.1.
+        // ECE = 1/5 · 0.4 + 4/5 · 0.1 = 0.16 (0.26 if the edge went down); MCE = 0.4 (0.325 if it went down).
+        Assert.Equal(0.16, s.Ece, 12);
+        Assert.Equal(0.4, s.Mce, 12);
         // Brier Σ p² − 2 p_target + 1 per row: 0.125, 1.62, 0.32, 0.08, 0.005.
         Assert.Equal(2.15 / 5, s.Brier, 12);
         double entropy = new[] { 0.75, 0.9, 0.6, 0.8, 0.95 }.Sum(p => -(p * Math.Log(p) + (1 - p) * Math.Log(1 - p))) / 5;
         Assert.Equal(entropy, s.MeanEntropy, 12);
         var bins = s.ReliabilityBins();
         Assert.True(double.IsNaN(bins[0].Accuracy) && double.IsNaN(bins[1].MeanConfidence));
-        Assert.Equal((0.5, 0.75, 2L), (bins[2].Lower, bins[2].Upper, bins[2].Count));
-        Assert.Equal(0.675, bins[2].MeanConfidence, 12);
-        Assert.Equal(2.0 / 3, bins[3].Accuracy, 12);
+        Assert.Equal((0.5, 0.75, 1L), (bins[2].Lower, bins[2].Upper, bins[2].Count));
+        Assert.Equal(0.6, bins[2].MeanConfidence, 12);
+        Assert.Equal(0.75, bins[3].Accuracy, 12);
     }
 
     [Fact]
-    public void CertainPredictionsFallInTheLastBinAndTopKCountsTheRunnersUp()
+    public void CertainPredictionsAreABinOfTheirOwnShownInTheLastBinAndTopKCountsTheRunnersUp()
     {
         using var tracker = new CalibrationTracker(new CalibrationOptions { TopK = 2 });
         // Confidence 1 (to float32) sits on the top edge; the second row's target is the second most probable class.
@@ -67,7 +68,10 @@ public class CalibrationTrackerTests
         using var targets = tensor(new long[] { 0, 1 });
         tracker.Update(logits, targets);
         var s = tracker.Snapshot();
-        Assert.Equal(1, s.BinCounts[^1]);
+        // Confidence 1 is torchmetrics' bin M: counted apart for ECE and MCE, shown in the last of the M diagram bins.
+        Assert.Equal((0L, 1L, 1L), (s.BinCounts[^1], s.CertainTokens, s.CertainCorrect));
+        Assert.Equal(1.0, s.CertainConfidenceSum, 12);
+        Assert.Equal((15, 1L, 1.0), (s.ReliabilityBins().Count, s.ReliabilityBins()[^1].Count, s.ReliabilityBins()[^1].Accuracy));
         Assert.Equal(0.5, s.Accuracy, 12);
         Assert.Equal(1.0, s.TopKAccuracy, 12);
     }
@@ -256,6 +260,28 @@ public class CalibrationTrackerTests
             tracker.Update(logits, labels);
             _ = tracker.Snapshot();
         });
+        using var other = new CalibrationTracker();
+        LeakCheck.AssertNoGrowth(() => { other.Merge(tracker); other.Reset(); other.Restore(tracker.Snapshot()); }, 20);
+    }
+
+    [Fact]
+    public void ResetClearsEveryTotalAndTheTrackerCountsAfresh()
+    {
+        using var scope = NewDisposeScope();
+        using var tracker = new CalibrationTracker(new CalibrationOptions { Bins = 4 });
+        using var fresh = new CalibrationTracker(new CalibrationOptions { Bins = 4 });
+        var logits = tensor(Probabilities).log();
+        var targets = tensor(Targets);
+        tracker.Update(logits, targets);
+        tracker.Update(tensor(new[,] { { 0.0, -1000.0 } }), tensor(new long[] { 0 }));   // a confidence of 1
+        tracker.Reset();
+
+        var empty = tracker.Snapshot();
+        Assert.Equal((0L, 0L, 0L, 0L), (empty.Updates, empty.Tokens, empty.CertainTokens, empty.BinCounts.Sum()));
+        Assert.Equal((0.0, 0.0), (empty.ConfidenceSum, empty.BinConfidenceSums.Sum()));
+        tracker.Update(logits, targets);
+        fresh.Update(logits, targets);
+        AssertSame(fresh.Snapshot(), tracker.Snapshot());
     }
 
     private static void AssertSame(CalibrationSnapshot expected, CalibrationSnapshot actual)
@@ -268,5 +294,7 @@ public class CalibrationTrackerTests
         Assert.Equal(expected.BinCounts, actual.BinCounts);
         Assert.Equal(expected.BinCorrect, actual.BinCorrect);
         for (int b = 0; b < expected.Bins; b++) Assert.Equal(expected.BinConfidenceSums[b], actual.BinConfidenceSums[b], 9);
+        Assert.Equal((expected.CertainTokens, expected.CertainCorrect), (actual.CertainTokens, actual.CertainCorrect));
+        Assert.Equal(expected.CertainConfidenceSum, actual.CertainConfidenceSum, 9);
     }
 }

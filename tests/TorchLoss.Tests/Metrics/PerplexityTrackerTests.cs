@@ -296,6 +296,22 @@ public class PerplexityTrackerTests
     }
 
     [Fact]
+    public void TrackersWithOtherWindowSizesMergeTheirTotalsAndKeepTheirWindows()
+    {
+        using var a = new PerplexityTracker(windowSize: 2);
+        using var b = new PerplexityTracker(windowSize: 7);
+        a.Update(2.0, 1);
+        a.Update(4.0, 1);
+        a.Update(6.0, 3);
+        using (var r = Uniform(4, 5)) b.Update(r);
+        a.Merge(b);
+        Assert.Equal((4L, 9L), (a.Updates, a.Tokens));
+        Assert.Equal(12.0 + 4 * Math.Log(5), a.Snapshot().NllSum, 9);
+        Assert.Equal((2L, 4L, 10.0), (a.WindowSnapshot().Updates, a.WindowSnapshot().Tokens, a.WindowSnapshot().NllSum));
+        Assert.Equal((1L, 4L), (b.WindowSnapshot().Updates, b.Tokens));
+    }
+
+    [Fact]
     public void SnapshotRoundTripsThroughJsonAndResumes()
     {
         using var uninterrupted = new PerplexityTracker();
