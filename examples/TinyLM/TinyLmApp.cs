@@ -31,6 +31,8 @@ public static class TinyLmApp
         TorchBackend.EnsureLoaded();
         if (options.Threads > 0)
             set_num_threads(options.Threads);
+        bool mapped = NativeHeap.MapLargeBlocks();
+        log.LogDebug("native blocks of at least {Bytes:N0} bytes mapped on their own: {Mapped}", NativeHeap.ThresholdBytes, mapped);
         CheckCombinations(options);
         using var init = OpenInitialWeights(options);
         if (init is not null)
