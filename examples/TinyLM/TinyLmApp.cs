@@ -31,6 +31,8 @@ public static class TinyLmApp
         TorchBackend.EnsureLoaded();
         if (options.Threads > 0)
             set_num_threads(options.Threads);
+        bool mapped = NativeHeap.MapLargeBlocks();
+        log.LogDebug("native blocks of at least {Bytes:N0} bytes mapped on their own: {Mapped}", NativeHeap.ThresholdBytes, mapped);
         CheckCombinations(options);
         using var init = OpenInitialWeights(options);
         if (init is not null)
@@ -143,6 +145,8 @@ public static class TinyLmApp
             distillation?.Observe(batch);
             source?.Observe(batch);
         }
+        // Only these observers need each validation batch's logits; without them a fused head evaluates without logits.
+        Action<EvaluationBatch>? observe = distillation is null && source is null ? null : Observe;
         void EndPass(int step)
         {
             distillation?.OnEvaluation(step, log);
@@ -155,14 +159,14 @@ public static class TinyLmApp
             StopAfterStep = options.StopAfter,
             Metadata = fingerprint,
             OnEvaluation = (step, _) => EndPass(step),
-            OnValidationBatch = Observe,
+            OnValidationBatch = observe,
         });
 
         if (trainer.Step < trainer.Options.Steps)
             log.LogInformation("stopped after step {Step} of {Steps}; continue with the same options and --resume", trainer.Step, trainer.Options.Steps);
         if (trainer.Step == trainer.Options.Steps && trainer.LastEvaluation is { } last)
             return last;
-        var final = trainer.Evaluate(validation, Observe);
+        var final = trainer.Evaluate(validation, observe);
         EndPass(trainer.Step);
         return final;
     }

@@ -183,7 +183,8 @@ public sealed class GptTrainer : IDisposable
     /// The model's cross-entropy and calibration on the whole of <paramref name="text"/>, scored by its
     /// <see cref="PerplexityEvaluator"/> in eval mode (no dropout) and without gradients: the true, unsmoothed
     /// cross-entropy from the model's logits whatever the training loss, and a <see cref="CalibrationTracker"/> fed
-    /// from the same pass.
+    /// from the same pass. With <see cref="FusedHeadTrainingLoss"/> and no <paramref name="onBatch"/> both come from the
+    /// hidden states and the head weight in chunks (<see cref="ChunkedHeadMetrics.EvaluateHead"/>), without the logits.
     /// </summary>
     /// <exception cref="ArgumentException">The text's windows are longer than the model's context.</exception>
     public EvaluationResult Evaluate(ValidationText text, Action<EvaluationBatch>? onBatch = null)
@@ -197,6 +198,12 @@ public sealed class GptTrainer : IDisposable
         try
         {
             using var calibration = new CalibrationTracker(text.Calibration with { Causal = true });
+            // The fused head evaluates as it trains, from hidden states in chunks: no [B, T, V] logits unless a callback needs them.
+            if (onBatch is null && Loss is FusedHeadTrainingLoss)
+            {
+                var fused = text.Evaluator.EvaluateHead(Model.Hidden, Model.HeadWeight, text.Tokens, calibration);
+                return Timed(new EvaluationResult(fused, watch.Elapsed.TotalSeconds, calibration.Snapshot()));
+            }
             var totals = text.Evaluator.Evaluate(Model.forward, text.Tokens, onBatch: b =>
             {
                 calibration.Update(b.Logits, b.Labels, b.LossMask);

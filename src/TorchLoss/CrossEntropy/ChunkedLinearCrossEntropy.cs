@@ -121,8 +121,11 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
         var computeType = hidden.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
         // In causal mode the last position of each row is uncounted: the kernel skips it, so hidden needs no slicing copy.
         var h = hidden.reshape(-1, width).to(computeType).contiguous();
-        var w = weight.to(computeType);
-        var b = bias?.to(computeType);
+        // Through a view node, not as the leaves themselves: autograd then takes over the gradients the sweep built
+        // instead of copying them. A gradient handed straight to a leaf's accumulator is still referenced from .NET,
+        // so libtorch clones it (another V·d values at the peak); the view's backward hands on an alias nobody else holds.
+        var w = weight.to(computeType).reshape(weight.shape);
+        var b = bias?.to(computeType).reshape(bias.shape);
         long elementBytes = computeType == ScalarType.Float64 ? 8 : 4;
         long chunkRows = ChunkSize ?? Math.Max(1, AutomaticChunkBytes / (classes * elementBytes));
 
@@ -132,8 +135,12 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
         return FusedCrossEntropyPath.Result(loss, call, tokenCount, targets.PerTokenShape).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The head's inputs: floating hidden [..., d], weight [V, d] and bias [V] of its dtype, all on the CPU (<paramref name="module"/> names the caller).</summary>
-    internal static void CheckHead(Tensor hidden, Tensor weight, Tensor? bias, string module)
+    /// <summary>
+    /// The head's inputs: floating hidden [..., d], weight [V, d] and bias [V] of its dtype, and with <paramref name="cpuOnly"/>
+    /// all on the CPU (<paramref name="module"/> names the caller). Shared with <see cref="Metrics.ChunkedHeadMetrics"/> and
+    /// <see cref="ChunkedLinearPreferenceLoss"/>.
+    /// </summary>
+    internal static void CheckHead(Tensor hidden, Tensor weight, Tensor? bias, string module, bool cpuOnly = true)
     {
         ArgumentNullException.ThrowIfNull(hidden);
         ArgumentNullException.ThrowIfNull(weight);
@@ -158,7 +165,7 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
         }
         foreach (var (t, name) in new[] { (hidden, nameof(hidden)), (weight, nameof(weight)), (bias, nameof(bias)) })
         {
-            if (t is not null && t.device_type != DeviceType.CPU)
+            if (cpuOnly && t is not null && t.device_type != DeviceType.CPU)
                 throw new ArgumentException($"{module} runs on the CPU only, but {name} is on {t.device}.", name);
         }
     }
