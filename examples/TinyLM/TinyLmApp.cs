@@ -61,8 +61,9 @@ public static class TinyLmApp
         using var fusedLoss = options.FusedHead ? new FusedHeadTrainingLoss(options.Trainer.Loss) : null;
         // The plain head's logits have one reader, the trainer's own loss, so their gradient may overwrite them
         // (GradientInPlace, docs/performance.md); distillation reads the same logits twice, and the fused head has none.
-        using var plainLoss = fusedLoss is null && distillation is null ? new CausalLMTrainingLoss(options.Trainer.Loss with { GradientInPlace = true }) : null;
-        using var trainer = new GptTrainer(model, options.Trainer, (ITrainingLoss?)fusedLoss ?? (ITrainingLoss?)distillation?.Loss ?? plainLoss);
+        ITrainingLoss? headLoss = (ITrainingLoss?)fusedLoss ?? distillation?.Loss;
+        using var plainLoss = headLoss is null ? new CausalLMTrainingLoss(options.Trainer.Loss with { GradientInPlace = true }) : null;
+        using var trainer = new GptTrainer(model, options.Trainer, headLoss ?? plainLoss);
         using var validation = new ValidationText(data.Validation, options.Model.ContextLength, options.EvalBatch);
         var final = TrainAndEvaluate(trainer, options, data, run, validation, distillation, source, log);
 

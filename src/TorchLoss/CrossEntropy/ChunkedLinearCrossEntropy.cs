@@ -105,7 +105,7 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
     /// <exception cref="ArgumentException">Shapes, dtypes, devices, target values or class weights are invalid.</exception>
     public LossResult Compute(Tensor hidden, Tensor weight, Tensor target, Tensor? lossMask = null, long? normalizer = null, Tensor? bias = null)
     {
-        CheckHead(hidden, weight, bias, nameof(ChunkedLinearCrossEntropy));
+        InputChecks.CheckHead(hidden, weight, bias, nameof(ChunkedLinearCrossEntropy));
         if (Causal) InputChecks.CheckSequenceBatch(hidden, nameof(hidden), "d");
         InputChecks.CheckNormalizer(normalizer, Options.Reduction);
         using var scope = NewDisposeScope();
@@ -133,40 +133,5 @@ public sealed class ChunkedLinearCrossEntropy : nn.Module<Tensor, Tensor, Tensor
             needGradient: h.requires_grad || w.requires_grad || (b is not null && b.requires_grad));
         var loss = ChunkedLinearCrossEntropyFunction.Apply(h, w, b, flatTarget, counted, call, chunkRows, GradientFilter);
         return FusedCrossEntropyPath.Result(loss, call, tokenCount, targets.PerTokenShape).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>
-    /// The head's inputs: floating hidden [..., d], weight [V, d] and bias [V] of its dtype, and with <paramref name="cpuOnly"/>
-    /// all on the CPU (<paramref name="module"/> names the caller). Shared with <see cref="Metrics.ChunkedHeadMetrics"/> and
-    /// <see cref="ChunkedLinearPreferenceLoss"/>.
-    /// </summary>
-    internal static void CheckHead(Tensor hidden, Tensor weight, Tensor? bias, string module, bool cpuOnly = true)
-    {
-        ArgumentNullException.ThrowIfNull(hidden);
-        ArgumentNullException.ThrowIfNull(weight);
-        if (!hidden.is_floating_point())
-            throw new ArgumentException($"hidden must be a floating-point tensor, got {hidden.dtype}.", nameof(hidden));
-        if (hidden.dim() < 1)
-            throw new ArgumentException("hidden must be [..., d], got a scalar.", nameof(hidden));
-        if (weight.dim() != 2 || weight.shape[1] != hidden.shape[^1] || weight.shape[0] < 1)
-        {
-            throw new ArgumentException(
-                $"weight must be [V, d] with d = {hidden.shape[^1]} (the last dimension of hidden {InputChecks.Shape(hidden)}) and V ≥ 1, got {InputChecks.Shape(weight)}.",
-                nameof(weight));
-        }
-        if (weight.dtype != hidden.dtype)
-            throw new ArgumentException($"weight is {weight.dtype} but hidden is {hidden.dtype}.", nameof(weight));
-        if (bias is not null)
-        {
-            if (bias.dim() != 1 || bias.shape[0] != weight.shape[0])
-                throw new ArgumentException($"bias must be [V] = [{weight.shape[0]}], got {InputChecks.Shape(bias)}.", nameof(bias));
-            if (bias.dtype != hidden.dtype)
-                throw new ArgumentException($"bias is {bias.dtype} but hidden is {hidden.dtype}.", nameof(bias));
-        }
-        foreach (var (t, name) in new[] { (hidden, nameof(hidden)), (weight, nameof(weight)), (bias, nameof(bias)) })
-        {
-            if (cpuOnly && t is not null && t.device_type != DeviceType.CPU)
-                throw new ArgumentException($"{module} runs on the CPU only, but {name} is on {t.device}.", name);
-        }
     }
 }

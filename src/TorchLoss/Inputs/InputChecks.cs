@@ -118,4 +118,40 @@ internal static class InputChecks
         }
         return index;
     }
+
+    /// <summary>
+    /// The head's inputs: floating hidden [..., d], weight [V, d] and bias [V] of its dtype, and with <paramref name="cpuOnly"/>
+    /// all on the CPU (<paramref name="module"/> names the caller): the checks of every module that takes hidden states and
+    /// the head weight instead of logits (<see cref="ChunkedLinearCrossEntropy"/>, <see cref="ChunkedLinearPreferenceLoss"/>,
+    /// <see cref="Metrics.ChunkedHeadMetrics"/>).
+    /// </summary>
+    internal static void CheckHead(Tensor hidden, Tensor weight, Tensor? bias, string module, bool cpuOnly = true)
+    {
+        ArgumentNullException.ThrowIfNull(hidden);
+        ArgumentNullException.ThrowIfNull(weight);
+        if (!hidden.is_floating_point())
+            throw new ArgumentException($"hidden must be a floating-point tensor, got {hidden.dtype}.", nameof(hidden));
+        if (hidden.dim() < 1)
+            throw new ArgumentException("hidden must be [..., d], got a scalar.", nameof(hidden));
+        if (weight.dim() != 2 || weight.shape[1] != hidden.shape[^1] || weight.shape[0] < 1)
+        {
+            throw new ArgumentException(
+                $"weight must be [V, d] with d = {hidden.shape[^1]} (the last dimension of hidden {Shape(hidden)}) and V ≥ 1, got {Shape(weight)}.",
+                nameof(weight));
+        }
+        if (weight.dtype != hidden.dtype)
+            throw new ArgumentException($"weight is {weight.dtype} but hidden is {hidden.dtype}.", nameof(weight));
+        if (bias is not null)
+        {
+            if (bias.dim() != 1 || bias.shape[0] != weight.shape[0])
+                throw new ArgumentException($"bias must be [V] = [{weight.shape[0]}], got {Shape(bias)}.", nameof(bias));
+            if (bias.dtype != hidden.dtype)
+                throw new ArgumentException($"bias is {bias.dtype} but hidden is {hidden.dtype}.", nameof(bias));
+        }
+        foreach (var (t, name) in new[] { (hidden, nameof(hidden)), (weight, nameof(weight)), (bias, nameof(bias)) })
+        {
+            if (cpuOnly && t is not null && t.device_type != DeviceType.CPU)
+                throw new ArgumentException($"{module} runs on the CPU only, but {name} is on {t.device}.", name);
+        }
+    }
 }

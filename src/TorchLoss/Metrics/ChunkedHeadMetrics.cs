@@ -30,7 +30,7 @@ public static class ChunkedHeadMetrics
     public static HeadTokenScores Score(Tensor hidden, Tensor weight, Tensor targets, Tensor? lossMask = null, bool causal = false,
         long ignoreIndex = LossDefaults.IgnoreIndex, Tensor? bias = null)
     {
-        ChunkedLinearCrossEntropy.CheckHead(hidden, weight, bias, nameof(ChunkedHeadMetrics), cpuOnly: false);
+        InputChecks.CheckHead(hidden, weight, bias, nameof(ChunkedHeadMetrics), cpuOnly: false);
         if (causal) InputChecks.CheckSequenceBatch(hidden, nameof(hidden), "d");
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -88,7 +88,7 @@ public static class ChunkedHeadMetrics
     {
         ArgumentNullException.ThrowIfNull(tracker);
         ArgumentNullException.ThrowIfNull(targets);
-        ChunkedLinearCrossEntropy.CheckHead(hidden, weight, bias, nameof(ChunkedHeadMetrics), cpuOnly: false);
+        InputChecks.CheckHead(hidden, weight, bias, nameof(ChunkedHeadMetrics), cpuOnly: false);
         if (!targets.shape.SequenceEqual(hidden.shape[..^1]))
             throw new ArgumentException($"targets must have hidden's shape without d, {InputChecks.Shape(hidden.shape[..^1])}, got {InputChecks.Shape(targets)}.", nameof(targets));
         if (lossMask is not null && !lossMask.shape.SequenceEqual(targets.shape))

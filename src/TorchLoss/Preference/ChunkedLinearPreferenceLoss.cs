@@ -96,7 +96,7 @@ public sealed class ChunkedLinearPreferenceLoss : nn.Module<Tensor, Tensor, Tens
     public PreferenceResult Compute(
         Tensor hidden, Tensor weight, Tensor labels, Tensor? completionMask = null, PreferenceReference? reference = null, long? normalizer = null, Tensor? bias = null)
     {
-        ChunkedLinearCrossEntropy.CheckHead(hidden, weight, bias, nameof(ChunkedLinearPreferenceLoss));
+        InputChecks.CheckHead(hidden, weight, bias, nameof(ChunkedLinearPreferenceLoss));
         InputChecks.CheckSequenceBatch(hidden, nameof(hidden), "d");
         ArgumentNullException.ThrowIfNull(labels);
         InputChecks.CheckMask(completionMask, hidden.shape[..2], labels, nameof(completionMask), $"{nameof(hidden)} positions");
